@@ -1,0 +1,5 @@
+//! The engine: upsert state per (table, primary key), the differential dataflow that maintains
+//! every view of SPEC §4, and publication into the view store.
+//!
+//! Owns computation only. Must not parse source formats (sources does) nor serve or push
+//! results (api and sinks read the view store).

@@ -1,0 +1,9 @@
+//! Change capture for the engine: turns what the shop's database does into an exact, typed,
+//! transaction-grouped change stream (`Transaction`s of `Change`s).
+//!
+//! Owns parsing (Debezium JSON, pgoutput), dead-lettering of malformed input, and the file,
+//! Kafka and Postgres sources. Must not keep upsert state or compute views: that is the engine's.
+
+pub mod types;
+
+pub use types::*;
