@@ -4,6 +4,8 @@
 //! Owns parsing (Debezium JSON, pgoutput), dead-lettering of malformed input, and the file,
 //! Kafka and Postgres sources. Must not keep upsert state or compute views: that is the engine's.
 
+pub mod event;
 pub mod types;
 
+pub use event::*;
 pub use types::*;

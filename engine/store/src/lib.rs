@@ -12,7 +12,7 @@ pub mod rows;
 pub use rows::*;
 
 use parking_lot::RwLock;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sources::{Lsn, Micros};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,8 +72,7 @@ impl ViewName {
 }
 
 /// One row of any view.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ViewRow {
     Revenue(RevenueRow),
     TopProduct(TopProductRow),
@@ -97,35 +96,50 @@ impl ViewRow {
         }
     }
 
+    /// The row in the dump format of SPEC §7 (what the API, sinks and dumps print).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            ViewRow::Revenue(r) => r.to_json(),
+            ViewRow::TopProduct(r) => r.to_json(),
+            ViewRow::Trending(r) => r.to_json(),
+            ViewRow::CategorySales(r) => r.to_json(),
+            ViewRow::FraudAlert(r) => r.to_json(),
+            ViewRow::AlsoBought(r) => r.to_json(),
+            ViewRow::Recommendation(r) => r.to_json(),
+        }
+    }
+
     /// The row's identity within its view (what a keyed sink uses as the message key): at most
     /// one live row per key. Serialised as a JSON object of the key fields.
     pub fn key(&self) -> serde_json::Value {
         use serde_json::json;
         match self {
             ViewRow::Revenue(r) => {
-                json!({"window": r.window, "window_start": r.window_start.map(|t| t.to_string())})
+                json!({"window": r.window.label(), "window_start": r.window_start.map(|t| t.to_string())})
             }
             ViewRow::TopProduct(r) => {
-                json!({"window": r.window, "window_start": r.window_start.map(|t| t.to_string()),
-                "category_id": r.category_id, "metric": r.metric, "rank": r.rank})
+                json!({"window": r.window.label(), "window_start": r.window_start.map(|t| t.to_string()),
+                "category_id": r.category_id, "metric": r.metric.as_str(), "rank": r.rank})
             }
             ViewRow::Trending(r) => {
-                json!({"window": r.window, "window_start": r.window_start.map(|t| t.to_string()), "rank": r.rank})
+                json!({"window": r.window.label(), "window_start": r.window_start.map(|t| t.to_string()), "rank": r.rank})
             }
             ViewRow::CategorySales(r) => {
-                json!({"window": r.window, "window_start": r.window_start.map(|t| t.to_string()), "category_id": r.category_id})
+                json!({"window": r.window.label(), "window_start": r.window_start.map(|t| t.to_string()), "category_id": r.category_id})
             }
             ViewRow::FraudAlert(r) => {
                 // high_value: one per order; frequent_orders: per (customer, window start);
                 // order_burst: one per customer; repeated_amount: per (customer, amount).
                 match r.rule {
-                    Rule::HighValue => json!({"rule": r.rule, "order_id": r.order_id}),
+                    Rule::HighValue => json!({"rule": r.rule.as_str(), "order_id": r.order_id}),
                     Rule::FrequentOrders => {
-                        json!({"rule": r.rule, "customer_id": r.customer_id, "start": r.start.to_string()})
+                        json!({"rule": r.rule.as_str(), "customer_id": r.customer_id, "start": r.start.to_string()})
                     }
-                    Rule::OrderBurst => json!({"rule": r.rule, "customer_id": r.customer_id}),
+                    Rule::OrderBurst => {
+                        json!({"rule": r.rule.as_str(), "customer_id": r.customer_id})
+                    }
                     Rule::RepeatedAmount => {
-                        json!({"rule": r.rule, "customer_id": r.customer_id, "amount": r.amount.map(|m| m.to_string())})
+                        json!({"rule": r.rule.as_str(), "customer_id": r.customer_id, "amount": r.amount.map(|m| m.to_string())})
                     }
                 }
             }
@@ -136,22 +150,21 @@ impl ViewRow {
 }
 
 /// The source position a store state reflects.
-#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct AsOf {
     /// Engine time: how many source transactions have been applied (monotone).
     pub time: u64,
     /// Highest source LSN applied (`None` before the first, or for sources without LSNs).
-    #[serde(serialize_with = "ser_opt_lsn")]
     pub lsn: Option<Lsn>,
     /// Wall-clock time at which this state was published.
-    #[serde(serialize_with = "ser_opt_time")]
     pub published_at: Option<Micros>,
 }
 
-fn ser_opt_lsn<S: serde::Serializer>(l: &Option<Lsn>, s: S) -> Result<S::Ok, S::Error> {
-    match l {
-        Some(l) => s.collect_str(l),
-        None => s.serialize_none(),
+impl AsOf {
+    /// `{"time": 42, "lsn": "0/16B3748", "published_at": "…"}`
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"time": self.time, "lsn": self.lsn.map(|l| l.to_string()),
+            "published_at": self.published_at.map(|t| t.to_string())})
     }
 }
 

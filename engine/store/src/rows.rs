@@ -2,14 +2,15 @@
 //! time as ISO-8601 UTC. `Ord` on every row is the dump's sort order, so a `BTreeMap` of rows is
 //! already sorted for dumping and for the API.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use sources::{Micros, Money};
 use std::cmp::Ordering;
 use std::fmt;
 
 /// A window: a tumbling size (microseconds, as given to `--windows`) or `all`.
 /// Ordered by size with `All` last, as the dump sorts.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Window {
     Size(i64),
     All,
@@ -73,50 +74,37 @@ impl fmt::Display for Window {
     }
 }
 
-impl Serialize for Window {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.label())
-    }
-}
-
-pub fn ser_money<S: Serializer>(m: &Money, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(m)
-}
-
-pub fn ser_opt_money<S: Serializer>(m: &Option<Money>, s: S) -> Result<S::Ok, S::Error> {
-    match m {
-        Some(m) => s.collect_str(m),
-        None => s.serialize_none(),
-    }
-}
-
-pub fn ser_opt_time<S: Serializer>(t: &Option<Micros>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.collect_str(t),
-        None => s.serialize_none(),
-    }
-}
-
-pub fn ser_time<S: Serializer>(t: &Micros, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(t)
-}
-
 /// A percentage with exactly two decimals, as hundredths (`-12.5%` is `Pct2(-1250)`); printed as
 /// a JSON number (`-12.5`), never computed through floating point.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Pct2(pub i64);
 
-impl Serialize for Pct2 {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let a = self.0.unsigned_abs();
-        let text = format!("{sign}{}.{:02}", a / 100, a % 100);
-        // The text is an exact decimal; serde_json's arbitrary_precision is not enabled, so go
-        // through RawValue to print the digits as they are.
-        let raw =
-            serde_json::value::RawValue::from_string(text).map_err(serde::ser::Error::custom)?;
-        raw.serialize(s)
+impl Pct2 {
+    /// As a JSON number with (at most) two decimals. The value is exact hundredths; the
+    /// conversion to a JSON number goes through the nearest `f64`, whose shortest printing is
+    /// the same two-decimal text (this is a percentage, never money).
+    pub fn to_json(self) -> Value {
+        let text = format!(
+            "{}{}.{:02}",
+            if self.0 < 0 { "-" } else { "" },
+            self.0.unsigned_abs() / 100,
+            self.0.unsigned_abs() % 100
+        );
+        text.parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
     }
+}
+
+fn money(m: Money) -> Value {
+    Value::String(m.to_string())
+}
+
+fn opt_time(t: Option<Micros>) -> Value {
+    t.map(|t| Value::String(t.to_string()))
+        .unwrap_or(Value::Null)
 }
 
 /// `round(num / den)` with halves away from zero, in integers. `den` must be positive.
@@ -131,17 +119,13 @@ pub fn div_round_half_away(num: i128, den: i128) -> i128 {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RevenueRow {
     pub window: Window,
-    #[serde(serialize_with = "ser_opt_time")]
     pub window_start: Option<Micros>,
     pub order_count: i64,
-    #[serde(serialize_with = "ser_money")]
     pub revenue: Money,
-    #[serde(serialize_with = "ser_money")]
     pub avg_order_value: Money,
-    #[serde(serialize_with = "ser_money")]
     pub prev_revenue: Money,
     pub trend_pct: Option<Pct2>,
 }
@@ -187,8 +171,7 @@ impl RevenueRow {
     }
 }
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Metric {
     Quantity,
     Revenue,
@@ -203,10 +186,9 @@ impl Metric {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TopProductRow {
     pub window: Window,
-    #[serde(serialize_with = "ser_opt_time")]
     pub window_start: Option<Micros>,
     /// `None` = the global scope (sorts before categories).
     pub category_id: Option<i64>,
@@ -214,14 +196,12 @@ pub struct TopProductRow {
     pub rank: u32,
     pub product_id: i64,
     pub quantity: i64,
-    #[serde(serialize_with = "ser_money")]
     pub revenue: Money,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TrendingRow {
     pub window: Window,
-    #[serde(serialize_with = "ser_opt_time")]
     pub window_start: Option<Micros>,
     pub rank: u32,
     pub product_id: i64,
@@ -230,21 +210,18 @@ pub struct TrendingRow {
     pub growth: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CategorySalesRow {
     pub window: Window,
-    #[serde(serialize_with = "ser_opt_time")]
     pub window_start: Option<Micros>,
     pub category_id: i64,
     pub quantity: i64,
-    #[serde(serialize_with = "ser_money")]
     pub revenue: Money,
     pub order_count: i64,
 }
 
 /// Fraud rules, in the dump's sort order (by name).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Rule {
     FrequentOrders,
     HighValue,
@@ -272,15 +249,13 @@ impl Rule {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FraudAlertRow {
     pub rule: Rule,
     pub customer_id: Option<i64>,
     pub order_id: Option<i64>,
-    #[serde(serialize_with = "ser_time")]
     pub start: Micros,
     pub order_count: i64,
-    #[serde(serialize_with = "ser_opt_money")]
     pub amount: Option<Money>,
 }
 
@@ -311,7 +286,7 @@ impl PartialOrd for FraudAlertRow {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AlsoBoughtRow {
     pub product_id: i64,
     pub rank: u32,
@@ -319,7 +294,7 @@ pub struct AlsoBoughtRow {
     pub order_count: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct RecommendationRow {
     pub customer_id: i64,
     pub rank: u32,
@@ -349,10 +324,71 @@ mod tests {
         );
         assert_eq!(r.avg_order_value, Money(333));
         assert_eq!(r.trend_pct, Some(Pct2(2500)));
-        let j = serde_json::to_string(&r).unwrap();
+        let j = serde_json::to_string(&r.to_json()).unwrap();
         assert_eq!(
             j,
-            r#"{"window":"1m","window_start":"1970-01-01T00:00:00Z","order_count":3,"revenue":"10.00","avg_order_value":"3.33","prev_revenue":"8.00","trend_pct":25.00}"#
+            r#"{"window":"1m","window_start":"1970-01-01T00:00:00Z","order_count":3,"revenue":"10.00","avg_order_value":"3.33","prev_revenue":"8.00","trend_pct":25.0}"#
         );
+    }
+}
+
+/// JSON in the dump format of SPEC §7: exactly the listed fields, in order, money as
+/// two-decimal strings, time as ISO-8601 UTC, `window` as its label.
+pub trait ToJson {
+    fn to_json(&self) -> Value;
+}
+
+impl ToJson for RevenueRow {
+    fn to_json(&self) -> Value {
+        json!({"window": self.window.label(), "window_start": opt_time(self.window_start),
+            "order_count": self.order_count, "revenue": money(self.revenue),
+            "avg_order_value": money(self.avg_order_value), "prev_revenue": money(self.prev_revenue),
+            "trend_pct": self.trend_pct.map(Pct2::to_json).unwrap_or(Value::Null)})
+    }
+}
+
+impl ToJson for TopProductRow {
+    fn to_json(&self) -> Value {
+        json!({"window": self.window.label(), "window_start": opt_time(self.window_start),
+            "category_id": self.category_id, "metric": self.metric.as_str(), "rank": self.rank,
+            "product_id": self.product_id, "quantity": self.quantity, "revenue": money(self.revenue)})
+    }
+}
+
+impl ToJson for TrendingRow {
+    fn to_json(&self) -> Value {
+        json!({"window": self.window.label(), "window_start": opt_time(self.window_start),
+            "rank": self.rank, "product_id": self.product_id, "quantity": self.quantity,
+            "prev_quantity": self.prev_quantity, "growth": self.growth})
+    }
+}
+
+impl ToJson for CategorySalesRow {
+    fn to_json(&self) -> Value {
+        json!({"window": self.window.label(), "window_start": opt_time(self.window_start),
+            "category_id": self.category_id, "quantity": self.quantity,
+            "revenue": money(self.revenue), "order_count": self.order_count})
+    }
+}
+
+impl ToJson for FraudAlertRow {
+    fn to_json(&self) -> Value {
+        json!({"rule": self.rule.as_str(), "customer_id": self.customer_id, "order_id": self.order_id,
+            "start": self.start.to_string(), "order_count": self.order_count,
+            "amount": self.amount.map(money).unwrap_or(Value::Null)})
+    }
+}
+
+impl ToJson for AlsoBoughtRow {
+    fn to_json(&self) -> Value {
+        json!({"product_id": self.product_id, "rank": self.rank,
+            "other_product_id": self.other_product_id, "order_count": self.order_count})
+    }
+}
+
+impl ToJson for RecommendationRow {
+    fn to_json(&self) -> Value {
+        json!({"customer_id": self.customer_id, "rank": self.rank, "product_id": self.product_id,
+            "score": self.score})
     }
 }
