@@ -250,7 +250,7 @@ impl ViewStore {
             let c = *count;
             if c == 0 {
                 map.remove(row);
-            } else if c < 0 || c > 1 {
+            } else if !(0..=1).contains(&c) {
                 self.inner.anomalies.fetch_add(1, Ordering::Relaxed);
             }
         }

@@ -302,36 +302,6 @@ pub struct RecommendationRow {
     pub score: i64,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn windows_and_rounding() {
-        for l in ["1m", "5m", "1h", "30s", "1d", "all", "250ms"] {
-            assert_eq!(Window::parse(l).unwrap().label(), l);
-        }
-        assert!(Window::Size(60_000_000) < Window::All);
-        assert_eq!(div_round_half_away(5, 2), 3);
-        assert_eq!(div_round_half_away(-5, 2), -3);
-        assert_eq!(div_round_half_away(4, 3), 1);
-        let r = RevenueRow::new(
-            Window::Size(60_000_000),
-            Micros(0),
-            3,
-            Money(1000),
-            Money(800),
-        );
-        assert_eq!(r.avg_order_value, Money(333));
-        assert_eq!(r.trend_pct, Some(Pct2(2500)));
-        let j = serde_json::to_string(&r.to_json()).unwrap();
-        assert_eq!(
-            j,
-            r#"{"window":"1m","window_start":"1970-01-01T00:00:00Z","order_count":3,"revenue":"10.00","avg_order_value":"3.33","prev_revenue":"8.00","trend_pct":25.0}"#
-        );
-    }
-}
-
 /// JSON in the dump format of SPEC §7: exactly the listed fields, in order, money as
 /// two-decimal strings, time as ISO-8601 UTC, `window` as its label.
 pub trait ToJson {
@@ -390,5 +360,35 @@ impl ToJson for RecommendationRow {
     fn to_json(&self) -> Value {
         json!({"customer_id": self.customer_id, "rank": self.rank, "product_id": self.product_id,
             "score": self.score})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_and_rounding() {
+        for l in ["1m", "5m", "1h", "30s", "1d", "all", "250ms"] {
+            assert_eq!(Window::parse(l).unwrap().label(), l);
+        }
+        assert!(Window::Size(60_000_000) < Window::All);
+        assert_eq!(div_round_half_away(5, 2), 3);
+        assert_eq!(div_round_half_away(-5, 2), -3);
+        assert_eq!(div_round_half_away(4, 3), 1);
+        let r = RevenueRow::new(
+            Window::Size(60_000_000),
+            Micros(0),
+            3,
+            Money(1000),
+            Money(800),
+        );
+        assert_eq!(r.avg_order_value, Money(333));
+        assert_eq!(r.trend_pct, Some(Pct2(2500)));
+        let j = serde_json::to_string(&r.to_json()).unwrap();
+        assert_eq!(
+            j,
+            r#"{"window":"1m","window_start":"1970-01-01T00:00:00Z","order_count":3,"revenue":"10.00","avg_order_value":"3.33","prev_revenue":"8.00","trend_pct":25.0}"#
+        );
     }
 }
