@@ -3,3 +3,6 @@
 //!
 //! Owns computation only. Must not parse source formats (sources does) nor serve or push
 //! results (api and sinks read the view store).
+
+pub mod facts;
+pub mod views;

@@ -5,7 +5,9 @@
 //! Kafka and Postgres sources. Must not keep upsert state or compute views: that is the engine's.
 
 pub mod event;
+pub mod source;
 pub mod types;
 
 pub use event::*;
+pub use source::{channel, EngineIo, SourceIo};
 pub use types::*;
