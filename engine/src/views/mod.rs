@@ -58,7 +58,7 @@ pub struct FraudConfig {
 impl Default for FraudConfig {
     fn default() -> Self {
         FraudConfig {
-            high_value: Money(10_000_000_00),
+            high_value: Money(1_000_000_000), // 10,000,000.00
             frequent_orders: 5,
             frequent_window: 60 * Micros::PER_SECOND,
             burst_orders: 5,
