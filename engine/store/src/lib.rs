@@ -8,6 +8,7 @@
 //! Must not compute views (the engine does) nor know about HTTP, Kafka or files.
 
 pub mod rows;
+pub mod status;
 
 pub use rows::*;
 
