@@ -5,4 +5,9 @@
 //! results (api and sinks read the view store).
 
 pub mod facts;
+pub mod ingest;
+pub mod runtime;
+pub mod upsert;
 pub mod views;
+
+pub use runtime::{now, Counters, Engine, EngineConfig, Submitter};

@@ -1,0 +1,601 @@
+//! The running engine: an ingest thread (upsert + retention, see [`crate::ingest`]) feeding a
+//! timely/differential computation of every view, whose results are published into the
+//! [`ViewStore`].
+//!
+//! Time: each engine time is one batch of whole source transactions (one transaction when the
+//! engine keeps up; several queued ones merged under load), so a reader never sees half a
+//! transaction. Worker 0 owns the inputs and publication; other workers only compute (their
+//! inputs are closed at once). Results are exchanged to worker 0, buffered per time, and applied
+//! to the store when the probe (placed after the buffer) has passed that time.
+//!
+//! Owns threads and channels; must not define views (see [`crate::views`]).
+
+use crate::facts::*;
+use crate::ingest::{Ingest, Updates};
+use crate::views::{self, Time, ViewsConfig};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use differential_dataflow::input::{Input, InputSession};
+use sources::{Lsn, Micros, Position, Transaction};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::operators::{Exchange, Inspect, Probe};
+use view_store::{AsOf, ChangeBatch, ViewRow, ViewStore};
+
+/// How to run the engine.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Timely worker threads per process.
+    pub workers: usize,
+    /// Cluster: number of processes, this process' index, `host:port` of each process. With
+    /// `processes == 1` the engine runs in this process only.
+    pub processes: usize,
+    pub process_id: usize,
+    pub hosts: Vec<String>,
+    pub views: ViewsConfig,
+    /// Retention of windowed views in µs (`None` keeps everything).
+    pub retention: Option<i64>,
+    /// Most transactions merged into one engine time when the engine lags behind.
+    pub max_batch_changes: usize,
+    /// Bound of the submit queue (transactions): a full queue back-pressures the source.
+    pub queue: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: 1,
+            processes: 1,
+            process_id: 0,
+            hosts: Vec::new(),
+            views: ViewsConfig::default(),
+            retention: Some(7 * 86_400 * Micros::PER_SECOND),
+            max_batch_changes: 50_000,
+            queue: 4096,
+        }
+    }
+}
+
+/// Things the engine reports, for metrics and health.
+#[derive(Default, Debug)]
+pub struct Counters {
+    pub transactions_submitted: AtomicU64,
+    pub transactions_applied: AtomicU64,
+    pub changes_in: AtomicU64,
+    pub updates_out: AtomicU64,
+}
+
+/// A batch of whole transactions for one engine time.
+struct Batch {
+    time: Time,
+    updates: Updates,
+    meta: BatchMeta,
+}
+
+#[derive(Clone, Debug, Default)]
+struct BatchMeta {
+    /// Transactions applied once this batch is visible (cumulative count).
+    transactions: u64,
+    lsn: Option<Lsn>,
+    received_at: Micros,
+    positions: Vec<Position>,
+}
+
+/// A running engine. Dropping it shuts it down.
+pub struct Engine {
+    store: ViewStore,
+    submit: Option<Sender<Transaction>>,
+    counters: Arc<Counters>,
+    ingest: Option<JoinHandle<()>>,
+    workers: Option<timely::communication::WorkerGuards<()>>,
+}
+
+/// Observer called after each publication (latency metrics, acks).
+pub type OnPublish = Arc<dyn Fn(&AsOf, Micros, &[Position]) + Send + Sync>;
+
+impl Engine {
+    /// Starts the ingest thread and the timely workers of this process.
+    pub fn start(cfg: EngineConfig) -> anyhow::Result<Engine> {
+        Self::start_with(cfg, ViewStore::new(), None)
+    }
+
+    /// Like [`Engine::start`], publishing into `store` and calling `on_publish` after each
+    /// publication with the new `as_of`, the batch's receive time and the applied positions.
+    pub fn start_with(
+        cfg: EngineConfig,
+        store: ViewStore,
+        on_publish: Option<OnPublish>,
+    ) -> anyhow::Result<Engine> {
+        let counters = Arc::new(Counters::default());
+        let (submit_tx, submit_rx) = crossbeam_channel::bounded::<Transaction>(cfg.queue.max(1));
+        let (batch_tx, batch_rx) = crossbeam_channel::unbounded::<Batch>();
+        let (park_tx, park_rx) = crossbeam_channel::bounded::<std::thread::Thread>(1);
+
+        let timely_cfg = timely_config(&cfg)?;
+        let feeder = Arc::new(Mutex::new(Some(batch_rx)));
+        let views_cfg = cfg.views.clone();
+        let store_w = store.clone();
+        let counters_w = counters.clone();
+        let is_feeding_process = cfg.process_id == 0;
+        let workers = timely::execute(timely_cfg, move |worker| {
+            let index = worker.index();
+            let feeder = if index == 0 && is_feeding_process {
+                feeder.lock().ok().and_then(|mut f| f.take())
+            } else {
+                None
+            };
+            run_worker(
+                worker,
+                feeder,
+                &views_cfg,
+                &store_w,
+                &counters_w,
+                on_publish.clone(),
+                &park_tx,
+            );
+        })
+        .map_err(|e| anyhow::anyhow!("starting timely workers: {e}"))?;
+
+        let ingest = if is_feeding_process {
+            let worker0 = park_rx
+                .recv_timeout(Duration::from_secs(30))
+                .map_err(|_| anyhow::anyhow!("timely worker 0 did not start"))?;
+            let windows = cfg.views.windows.clone();
+            let retention = cfg.retention;
+            let max_changes = cfg.max_batch_changes.max(1);
+            let counters_i = counters.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("ingest".into())
+                    .spawn(move || {
+                        ingest_loop(
+                            submit_rx,
+                            batch_tx,
+                            worker0,
+                            &windows,
+                            retention,
+                            max_changes,
+                            &counters_i,
+                        )
+                    })?,
+            )
+        } else {
+            drop(submit_rx);
+            drop(batch_tx);
+            None
+        };
+        Ok(Engine {
+            store,
+            submit: Some(submit_tx),
+            counters,
+            ingest,
+            workers: Some(workers),
+        })
+    }
+
+    pub fn store(&self) -> ViewStore {
+        self.store.clone()
+    }
+
+    pub fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    /// Queues a transaction (blocks while the queue is full). Transactions apply in order.
+    pub fn submit(&self, tx: Transaction) -> anyhow::Result<()> {
+        let s = self
+            .submit
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("engine is shut down"))?;
+        self.counters
+            .transactions_submitted
+            .fetch_add(1, Ordering::SeqCst);
+        s.send(tx).map_err(|_| anyhow::anyhow!("engine stopped"))
+    }
+
+    /// A sender for a source pump thread.
+    pub fn submitter(&self) -> Submitter {
+        Submitter {
+            tx: self.submit.clone(),
+            counters: self.counters.clone(),
+        }
+    }
+
+    /// Blocks until every transaction submitted so far is visible in the store.
+    pub fn sync(&self) -> AsOf {
+        let target = self.counters.transactions_submitted.load(Ordering::SeqCst);
+        loop {
+            let a = self.store.as_of();
+            if a.time >= target {
+                return a;
+            }
+            if self.ingest.as_ref().is_some_and(|h| h.is_finished()) {
+                return a;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Stops ingest, lets the workers finish, and joins every thread. Pending transactions are
+    /// applied first.
+    pub fn shutdown(mut self) -> anyhow::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> anyhow::Result<()> {
+        self.submit = None;
+        if let Some(h) = self.ingest.take() {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("ingest thread panicked"))?;
+        }
+        if let Some(w) = self.workers.take() {
+            for r in w.join() {
+                r.map_err(|e| anyhow::anyhow!("timely worker failed: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// A cloneable handle that submits transactions (for source threads).
+#[derive(Clone)]
+pub struct Submitter {
+    tx: Option<Sender<Transaction>>,
+    counters: Arc<Counters>,
+}
+
+impl Submitter {
+    pub fn submit(&self, tx: Transaction) -> anyhow::Result<()> {
+        let s = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("engine is shut down"))?;
+        self.counters
+            .transactions_submitted
+            .fetch_add(1, Ordering::SeqCst);
+        s.send(tx).map_err(|_| anyhow::anyhow!("engine stopped"))
+    }
+}
+
+fn timely_config(cfg: &EngineConfig) -> anyhow::Result<timely::Config> {
+    let workers = cfg.workers.max(1);
+    let communication = if cfg.processes > 1 {
+        if cfg.hosts.len() != cfg.processes {
+            anyhow::bail!(
+                "--hostfile lists {} hosts but --processes is {}",
+                cfg.hosts.len(),
+                cfg.processes
+            );
+        }
+        if cfg.process_id >= cfg.processes {
+            anyhow::bail!(
+                "--process-id {} must be below --processes {}",
+                cfg.process_id,
+                cfg.processes
+            );
+        }
+        timely::CommunicationConfig::Cluster {
+            threads: workers,
+            process: cfg.process_id,
+            addresses: cfg.hosts.clone(),
+            report: false,
+            zerocopy: false,
+        }
+    } else if workers > 1 {
+        timely::CommunicationConfig::Process(workers)
+    } else {
+        timely::CommunicationConfig::Thread
+    };
+    let mut config = timely::Config {
+        communication,
+        worker: timely::WorkerConfig::default(),
+    };
+    // Keep merging arrangements while idle, so compaction happens between bursts.
+    differential_dataflow::configure(
+        &mut config.worker,
+        &differential_dataflow::Config::default().idle_merge_effort(Some(1000)),
+    );
+    Ok(config)
+}
+
+/// Drains submitted transactions, upserts them, and hands whole batches to worker 0.
+fn ingest_loop(
+    rx: Receiver<Transaction>,
+    out: Sender<Batch>,
+    worker0: std::thread::Thread,
+    windows: &[view_store::Window],
+    retention: Option<i64>,
+    max_changes: usize,
+    counters: &Counters,
+) {
+    let mut ingest = Ingest::new(windows, retention);
+    let mut time: Time = 0;
+    let mut transactions: u64 = 0;
+    let mut lsn: Option<Lsn> = None;
+    while let Ok(first) = rx.recv() {
+        time += 1;
+        let mut updates = Updates::default();
+        let mut meta = BatchMeta::default();
+        let mut changes = 0usize;
+        let mut next = Some(first);
+        while let Some(tx) = next.take() {
+            changes += tx.changes.len();
+            let u = ingest.apply(&tx);
+            merge(&mut updates, u);
+            transactions += 1;
+            lsn = lsn.max(tx.lsn);
+            meta.received_at = meta.received_at.max(tx.received_at);
+            if tx.position != Position::None {
+                meta.positions.push(tx.position);
+            }
+            if changes < max_changes {
+                next = rx.try_recv().ok();
+            }
+        }
+        counters
+            .changes_in
+            .fetch_add(changes as u64, Ordering::Relaxed);
+        updates.consolidate();
+        meta.transactions = transactions;
+        meta.lsn = lsn;
+        if out
+            .send(Batch {
+                time,
+                updates,
+                meta,
+            })
+            .is_err()
+        {
+            break;
+        }
+        worker0.unpark();
+    }
+    drop(out);
+    worker0.unpark();
+}
+
+fn merge(into: &mut Updates, from: Updates) {
+    into.live_orders.extend(from.live_orders);
+    into.order_windows.extend(from.order_windows);
+    into.items.extend(from.items);
+    into.products.extend(from.products);
+    into.carts.extend(from.carts);
+    into.wishlists.extend(from.wishlists);
+    into.product_views.extend(from.product_views);
+}
+
+struct InputSessions {
+    live_orders: InputSession<Time, (i64, LiveOrder), isize>,
+    order_windows: InputSession<Time, (i64, OrderWindow), isize>,
+    items: InputSession<Time, (i64, Item), isize>,
+    products: InputSession<Time, (i64, ProductFacts), isize>,
+    carts: InputSession<Time, (i64, Interaction), isize>,
+    wishlists: InputSession<Time, (i64, Interaction), isize>,
+    product_views: InputSession<Time, (i64, ViewEvent), isize>,
+}
+
+impl InputSessions {
+    fn feed(&mut self, time: Time, u: Updates) {
+        fn go<D: differential_dataflow::Data>(
+            s: &mut InputSession<Time, D, isize>,
+            t: Time,
+            v: Vec<(D, isize)>,
+        ) {
+            s.advance_to(t);
+            for (d, r) in v {
+                s.update(d, r);
+            }
+            s.advance_to(t + 1);
+            s.flush();
+        }
+        go(&mut self.live_orders, time, u.live_orders);
+        go(&mut self.order_windows, time, u.order_windows);
+        go(&mut self.items, time, u.items);
+        go(&mut self.products, time, u.products);
+        go(&mut self.carts, time, u.carts);
+        go(&mut self.wishlists, time, u.wishlists);
+        go(&mut self.product_views, time, u.product_views);
+    }
+
+    fn close(self) {
+        self.live_orders.close();
+        self.order_windows.close();
+        self.items.close();
+        self.products.close();
+        self.carts.close();
+        self.wishlists.close();
+        self.product_views.close();
+    }
+}
+
+type Pending = Rc<RefCell<BTreeMap<Time, Vec<(ViewRow, isize)>>>>;
+
+fn run_worker(
+    worker: &mut timely::worker::Worker,
+    feeder: Option<Receiver<Batch>>,
+    views_cfg: &ViewsConfig,
+    store: &ViewStore,
+    counters: &Counters,
+    on_publish: Option<OnPublish>,
+    park_tx: &Sender<std::thread::Thread>,
+) {
+    let probe = ProbeHandle::new();
+    let pending: Pending = Rc::new(RefCell::new(BTreeMap::new()));
+    let pending_w = pending.clone();
+    let mut sessions = worker.dataflow::<Time, _, _>(|scope| {
+        let (live_orders, live_orders_c) = scope.new_collection();
+        let (order_windows, order_windows_c) = scope.new_collection();
+        let (items, items_c) = scope.new_collection();
+        let (products, products_c) = scope.new_collection();
+        let (carts, carts_c) = scope.new_collection();
+        let (wishlists, wishlists_c) = scope.new_collection();
+        let (product_views, product_views_c) = scope.new_collection();
+        let inputs = views::Inputs {
+            live_orders: live_orders_c,
+            order_windows: order_windows_c,
+            items: items_c,
+            products: products_c,
+            carts: carts_c,
+            wishlists: wishlists_c,
+            product_views: product_views_c,
+        };
+        views::build(&inputs, views_cfg)
+            .inner
+            .exchange(|_| 0)
+            .inspect_core(move |event| {
+                if let Ok((_stamp, data)) = event {
+                    let mut p = pending_w.borrow_mut();
+                    for (row, t, r) in data.iter() {
+                        p.entry(*t).or_default().push((row.clone(), *r));
+                    }
+                }
+            })
+            .probe_with(&probe);
+        InputSessions {
+            live_orders,
+            order_windows,
+            items,
+            products,
+            carts,
+            wishlists,
+            product_views,
+        }
+    });
+
+    let Some(feeder) = feeder else {
+        // Not the feeding worker: close inputs so they never hold the frontier back; timely
+        // keeps stepping this worker until the dataflow completes.
+        sessions.close();
+        return;
+    };
+    let _ = park_tx.send(std::thread::current());
+
+    let mut metas: BTreeMap<Time, BatchMeta> = BTreeMap::new();
+    let mut open = true;
+    while open {
+        loop {
+            match feeder.try_recv() {
+                Ok(batch) => {
+                    counters
+                        .updates_out
+                        .fetch_add(batch.updates.len() as u64, Ordering::Relaxed);
+                    sessions.feed(batch.time, batch.updates);
+                    metas.insert(batch.time, batch.meta);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        if open {
+            worker.step_or_park(Some(Duration::from_millis(5)));
+        }
+        publish(
+            &probe,
+            &pending,
+            &mut metas,
+            store,
+            counters,
+            on_publish.as_ref(),
+        );
+    }
+    sessions.close();
+    while !probe.done() {
+        worker.step_or_park(Some(Duration::from_millis(1)));
+    }
+    publish(
+        &probe,
+        &pending,
+        &mut metas,
+        store,
+        counters,
+        on_publish.as_ref(),
+    );
+}
+
+/// Applies to the store, in time order, every batch whose time the probe has passed.
+fn publish(
+    probe: &ProbeHandle<Time>,
+    pending: &Pending,
+    metas: &mut BTreeMap<Time, BatchMeta>,
+    store: &ViewStore,
+    counters: &Counters,
+    on_publish: Option<&OnPublish>,
+) {
+    while let Some((&t, _)) = metas.first_key_value() {
+        if probe.less_equal(&t) {
+            break;
+        }
+        let Some((_, meta)) = metas.pop_first() else {
+            break;
+        };
+        let mut changes: Vec<(ViewRow, isize)> = {
+            let mut p = pending.borrow_mut();
+            let mut out = Vec::new();
+            // Outputs at times up to t (a view may emit at an earlier time only if it is late,
+            // which cannot happen, but collecting ≤ t keeps nothing stranded).
+            let keys: Vec<Time> = p.range(..=t).map(|(k, _)| *k).collect();
+            for k in keys {
+                if let Some(v) = p.remove(&k) {
+                    out.extend(v);
+                }
+            }
+            out
+        };
+        consolidate_rows(&mut changes);
+        // Retractions first, so a reader applying in order never sees two rows for one key.
+        changes.sort_by_key(|(_, r)| *r > 0);
+        let as_of = AsOf {
+            time: meta.transactions,
+            lsn: meta.lsn,
+            published_at: Some(now()),
+        };
+        store.apply(ChangeBatch {
+            as_of,
+            changes: changes
+                .into_iter()
+                .map(|(row, r)| (row, r as i64))
+                .collect(),
+        });
+        counters
+            .transactions_applied
+            .store(meta.transactions, Ordering::Relaxed);
+        if let Some(f) = on_publish {
+            f(&as_of, meta.received_at, &meta.positions);
+        }
+    }
+}
+
+fn consolidate_rows(v: &mut Vec<(ViewRow, isize)>) {
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out: Vec<(ViewRow, isize)> = Vec::with_capacity(v.len());
+    for (d, r) in v.drain(..) {
+        match out.last_mut() {
+            Some((last, lr)) if *last == d => *lr += r,
+            _ => out.push((d, r)),
+        }
+    }
+    out.retain(|(_, r)| *r != 0);
+    *v = out;
+}
+
+/// Wall-clock now.
+pub fn now() -> Micros {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Micros(d.as_micros() as i64)
+}
