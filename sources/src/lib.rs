@@ -11,3 +11,5 @@ pub mod types;
 pub use event::*;
 pub use source::{channel, EngineIo, SourceIo};
 pub use types::*;
+pub mod pgoutput;
+pub mod postgres;
