@@ -13,3 +13,8 @@ pub use source::{channel, EngineIo, SourceIo};
 pub use types::*;
 pub mod pgoutput;
 pub mod postgres;
+pub mod deadletter;
+pub mod debezium;
+pub mod decimal;
+pub mod file;
+pub mod group;

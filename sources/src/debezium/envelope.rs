@@ -1,0 +1,464 @@
+//! The message shapes: a single-pass visitor that splits a record into the envelope fields it
+//! knows and the raw columns it does not, then interprets the result as an envelope, a
+//! flattened row or a transaction marker.
+
+use super::rows::{decode_row, Ctx};
+use super::{table_of, ParseError};
+use crate::event::{Event, Parsed, TxBlock, TxMarker, TxStatus};
+use crate::types::{Change, ChangeKind, Lsn, Op, Table};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
+
+/// A string borrowed from the input when it has no escapes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Str<'a>(pub Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// A JSON object's members as raw text, in input order: a row image before the table decoder
+/// turns it into typed columns. Lookups scan linearly — rows have ≤ 16 columns.
+#[derive(Debug, Default, Clone)]
+pub struct RawRow<'a> {
+    cols: Vec<(Str<'a>, &'a RawValue)>,
+}
+
+impl<'a> RawRow<'a> {
+    /// The raw JSON text of a member, `None` when absent.
+    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.cols.iter().find(|(k, _)| k.0 == name).map(|(_, v)| *v)
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.cols.iter().map(|(k, _)| &*k.0)
+    }
+
+    pub fn len(&self) -> usize {
+        self.cols.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cols.is_empty()
+    }
+
+    /// Parses a JSON object's text (e.g. for tests and tools inspecting foreign tables).
+    pub fn from_json(text: &'a str) -> Result<RawRow<'a>, ParseError> {
+        serde_json::from_str(text).map_err(|e| ParseError::MalformedJson(e.to_string()))
+    }
+}
+
+struct RowVisitor;
+
+impl<'de> Visitor<'de> for RowVisitor {
+    type Value = RawRow<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a row object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut cols = Vec::with_capacity(map.size_hint().unwrap_or(12));
+        while let Some(k) = map.next_key::<Str<'de>>()? {
+            let v: &'de RawValue = map.next_value()?;
+            cols.push((k, v));
+        }
+        Ok(RawRow { cols })
+    }
+}
+
+impl<'de> Deserialize<'de> for RawRow<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(RowVisitor)
+    }
+}
+
+/// `source` block fields we use; the rest (`version`, `connector`, `sequence`, `ts_us`, …) is
+/// skipped without being materialised.
+#[derive(Deserialize, Default)]
+struct Source<'a> {
+    #[serde(borrow)]
+    table: Option<Str<'a>>,
+    #[serde(borrow)]
+    lsn: Option<&'a RawValue>,
+    #[serde(rename = "txId", borrow)]
+    tx_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    ts_ms: Option<&'a RawValue>,
+    #[serde(borrow)]
+    snapshot: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct TxBlockRaw<'a> {
+    #[serde(borrow)]
+    id: Str<'a>,
+    total_order: Option<u64>,
+    data_collection_order: Option<u64>,
+}
+
+/// One record, split in a single pass. `extras` holds every member that is not an envelope
+/// field: the columns of a flattened row, the `__*` metadata, or a transaction marker's fields.
+#[derive(Default)]
+struct Msg<'a> {
+    schema: Option<&'a RawValue>,
+    /// `Some(None)` is `"payload": null` (a tombstone in wrapped form).
+    payload: Option<Option<Box<Msg<'a>>>>,
+    before: Option<&'a RawValue>,
+    after: Option<RawRow<'a>>,
+    has_envelope_key: bool,
+    source: Option<Source<'a>>,
+    op: Option<Str<'a>>,
+    transaction: Option<TxBlockRaw<'a>>,
+    extras: RawRow<'a>,
+}
+
+struct MsgVisitor;
+
+impl<'de> Visitor<'de> for MsgVisitor {
+    type Value = Msg<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a Debezium message object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut m = Msg::default();
+        while let Some(k) = map.next_key::<Str<'de>>()? {
+            match &*k.0 {
+                "schema" => m.schema = Some(map.next_value()?),
+                "payload" => m.payload = Some(map.next_value::<Option<Msg<'de>>>()?.map(Box::new)),
+                "before" => {
+                    m.has_envelope_key = true;
+                    m.before = map.next_value::<Option<&'de RawValue>>()?;
+                }
+                "after" => {
+                    m.has_envelope_key = true;
+                    m.after = map.next_value::<Option<RawRow<'de>>>()?;
+                }
+                "source" => {
+                    m.has_envelope_key = true;
+                    m.source = map.next_value::<Option<Source<'de>>>()?;
+                }
+                "op" => {
+                    m.has_envelope_key = true;
+                    m.op = map.next_value::<Option<Str<'de>>>()?;
+                }
+                "transaction" => {
+                    m.transaction = map.next_value::<Option<TxBlockRaw<'de>>>()?;
+                }
+                "ts_ms" | "ts_us" | "ts_ns" => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                _ => {
+                    let v: &'de RawValue = map.next_value()?;
+                    m.extras.cols.push((k, v));
+                }
+            }
+        }
+        Ok(m)
+    }
+}
+
+impl<'de> Deserialize<'de> for Msg<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(MsgVisitor)
+    }
+}
+
+pub(super) fn parse_bytes(topic: Option<&str>, bytes: &[u8]) -> Result<Parsed, ParseError> {
+    let msg: Option<Msg> =
+        serde_json::from_slice(bytes).map_err(|e| ParseError::MalformedJson(e.to_string()))?;
+    let Some(mut msg) = msg else {
+        return Ok(Parsed::Tombstone);
+    };
+    let mut schema = msg.schema;
+    // The `{schema, payload}` wrapper: the envelope (or flattened row) is the payload.
+    if let Some(payload) = msg.payload.take() {
+        if !msg.has_envelope_key {
+            match payload {
+                None => return Ok(Parsed::Tombstone),
+                Some(p) => {
+                    msg = *p;
+                    if msg.schema.is_some() {
+                        schema = msg.schema;
+                    }
+                }
+            }
+        }
+    }
+    let is_tx_topic = topic.is_some_and(|t| t.ends_with(".transaction"));
+    if is_tx_topic || (!msg.has_envelope_key && looks_like_marker(&msg.extras)) {
+        return parse_marker(&msg.extras).map(Parsed::Tx);
+    }
+    if msg.has_envelope_key {
+        parse_envelope(topic, msg, schema).map(Parsed::Event)
+    } else {
+        parse_flattened(topic, msg, schema).map(Parsed::Event)
+    }
+}
+
+/// A record of the transaction topic read without its topic (e.g. from a file): Debezium always
+/// writes `status`, `id`, `event_count` and `data_collections`.
+fn looks_like_marker(extras: &RawRow) -> bool {
+    matches!(
+        extras.get("status").map(|r| r.get()),
+        Some("\"BEGIN\"" | "\"END\"")
+    ) && extras.get("id").is_some()
+        && (extras.get("event_count").is_some() || extras.get("data_collections").is_some())
+}
+
+#[derive(Deserialize)]
+struct DataCollection<'a> {
+    #[serde(borrow)]
+    data_collection: Str<'a>,
+    event_count: u64,
+}
+
+fn parse_marker(f: &RawRow) -> Result<TxMarker, ParseError> {
+    let field = |name: &str| {
+        f.get(name)
+            .ok_or_else(|| ParseError::missing("transaction", name))
+    };
+    let wrong = |column: &str, e: serde_json::Error| ParseError::WrongType {
+        table: "transaction".into(),
+        column: column.into(),
+        detail: e.to_string(),
+    };
+    let status: Str =
+        serde_json::from_str(field("status")?.get()).map_err(|e| wrong("status", e))?;
+    let status = match &*status.0 {
+        "BEGIN" => TxStatus::Begin,
+        "END" => TxStatus::End,
+        other => return Err(ParseError::UnknownOp(other.chars().take(64).collect())),
+    };
+    let id: Str = serde_json::from_str(field("id")?.get()).map_err(|e| wrong("id", e))?;
+    let event_count = match f.get("event_count") {
+        Some(r) => {
+            serde_json::from_str::<Option<u64>>(r.get()).map_err(|e| wrong("event_count", e))?
+        }
+        None => None,
+    };
+    let data_collections = match f.get("data_collections") {
+        Some(r) => serde_json::from_str::<Option<Vec<DataCollection>>>(r.get())
+            .map_err(|e| wrong("data_collections", e))?
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| (d.data_collection.0.into_owned(), d.event_count))
+            .collect(),
+        None => Vec::new(),
+    };
+    let ts_ms = match f.get("ts_ms") {
+        Some(r) => serde_json::from_str::<Option<i64>>(r.get()).map_err(|e| wrong("ts_ms", e))?,
+        None => None,
+    };
+    Ok(TxMarker {
+        status,
+        id: id.0.into_owned(),
+        event_count,
+        data_collections,
+        ts_ms,
+    })
+}
+
+fn parse_op(op: &str) -> Result<Op, ParseError> {
+    Ok(match op {
+        "c" => Op::Create,
+        "u" => Op::Update,
+        "d" => Op::Delete,
+        "r" => Op::Read,
+        "t" => Op::Truncate,
+        other => return Err(ParseError::UnknownOp(other.chars().take(64).collect())),
+    })
+}
+
+/// A metadata number (`lsn`, `txId`, `ts_ms`): a JSON number, `null`, or — leniently — a string.
+fn meta_u64(raw: Option<&RawValue>, what: &str) -> Result<Option<u64>, ParseError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let t = raw.get();
+    if t == "null" {
+        return Ok(None);
+    }
+    let t = t.trim_matches('"');
+    t.parse::<u64>()
+        .map(Some)
+        .map_err(|_| ParseError::WrongType {
+            table: "source".into(),
+            column: what.into(),
+            detail: format!("expected an unsigned integer, got {}", clip(raw.get())),
+        })
+}
+
+fn meta_lsn(raw: Option<&RawValue>, what: &str) -> Result<Option<Lsn>, ParseError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let t = raw.get();
+    if t == "null" {
+        return Ok(None);
+    }
+    // Debezium prints `source.lsn` as a number; `16/B374D848` text is accepted too.
+    t.trim_matches('"')
+        .parse::<Lsn>()
+        .map(Some)
+        .map_err(|e| ParseError::WrongType {
+            table: "source".into(),
+            column: what.into(),
+            detail: e,
+        })
+}
+
+fn meta_i64(raw: Option<&RawValue>) -> Option<i64> {
+    raw.and_then(|r| r.get().trim_matches('"').parse().ok())
+}
+
+/// `snapshot` is `"true"`, `"last"`, `"first"`, `"incremental"`, a boolean, or `"false"`.
+fn meta_snapshot(raw: Option<&RawValue>) -> bool {
+    match raw.map(|r| r.get()) {
+        None | Some("null" | "false" | "\"false\"") => false,
+        Some(_) => true,
+    }
+}
+
+pub(crate) fn clip(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+fn resolve_table(named: Option<&str>, topic: Option<&str>) -> Result<Table, ParseError> {
+    match (named, topic) {
+        (Some(n), _) => table_of(n),
+        (None, Some(t)) => table_of(t),
+        (None, None) => Err(ParseError::UnknownTable(
+            "no source.table, __table or topic".into(),
+        )),
+    }
+}
+
+fn parse_envelope(
+    topic: Option<&str>,
+    msg: Msg,
+    schema: Option<&RawValue>,
+) -> Result<Event, ParseError> {
+    let op_text = msg
+        .op
+        .as_ref()
+        .ok_or_else(|| ParseError::missing("envelope", "op"))?;
+    let op = parse_op(&op_text.0)?;
+    let source = msg.source.unwrap_or_default();
+    let table = resolve_table(source.table.as_ref().map(|s| &*s.0), topic)?;
+    let lsn = meta_lsn(source.lsn, "lsn")?;
+    let tx_id = meta_u64(source.tx_id, "txId")?;
+    let kind = match op {
+        Op::Create | Op::Update | Op::Read => {
+            let after = msg
+                .after
+                .as_ref()
+                .ok_or_else(|| ParseError::missing(table, "after"))?;
+            let mut ctx = Ctx::new(table, schema);
+            let (row, unavailable) = decode_row(table, after, &mut ctx)?;
+            ChangeKind::Upsert { row, unavailable }
+        }
+        Op::Delete => {
+            // `before` is used for the key only: without REPLICA IDENTITY FULL it holds nothing else.
+            let before = msg
+                .before
+                .ok_or_else(|| ParseError::missing(table, "before"))?;
+            let before = RawRow::from_json(before.get())?;
+            let ctx = Ctx::new(table, schema);
+            ChangeKind::Delete {
+                key: ctx.key(&before)?,
+            }
+        }
+        Op::Truncate => ChangeKind::Truncate,
+    };
+    Ok(Event {
+        change: Change {
+            table,
+            op,
+            lsn,
+            kind,
+        },
+        tx_id,
+        source_ts_ms: meta_i64(source.ts_ms),
+        snapshot: meta_snapshot(source.snapshot),
+        tx: msg.transaction.map(|t| TxBlock {
+            id: t.id.0.into_owned(),
+            total_order: t.total_order,
+            data_collection_order: t.data_collection_order,
+        }),
+    })
+}
+
+/// `ExtractNewRecordState` output: the row plus `__op`, `__table`, `__lsn`, `__deleted` (and
+/// `__source_*` when `add.fields` names source fields).
+fn parse_flattened(
+    topic: Option<&str>,
+    msg: Msg,
+    schema: Option<&RawValue>,
+) -> Result<Event, ParseError> {
+    let row = &msg.extras;
+    let first = |a: &str, b: &str| row.get(a).or_else(|| row.get(b));
+    let table_name: Option<Str> = match first("__table", "__source_table") {
+        Some(r) if r.get() != "null" => {
+            Some(
+                serde_json::from_str(r.get()).map_err(|e| ParseError::WrongType {
+                    table: "flattened".into(),
+                    column: "__table".into(),
+                    detail: e.to_string(),
+                })?,
+            )
+        }
+        _ => None,
+    };
+    let table = resolve_table(table_name.as_ref().map(|s| &*s.0), topic)?;
+    let op = match first("__op", "__source_op").map(|r| r.get()) {
+        None | Some("null") => Op::Update,
+        Some(t) => parse_op(t.trim_matches('"'))?,
+    };
+    let deleted = matches!(
+        row.get("__deleted").map(|r| r.get()),
+        Some("\"true\"" | "true")
+    );
+    let lsn = meta_lsn(first("__lsn", "__source_lsn"), "__lsn")?;
+    let tx_id = meta_u64(first("__source_txId", "__txId"), "__source_txId")?;
+    let mut ctx = Ctx::new(table, schema);
+    let (op, kind) = if deleted || op == Op::Delete {
+        (Op::Delete, ChangeKind::Delete { key: ctx.key(row)? })
+    } else if op == Op::Truncate {
+        (op, ChangeKind::Truncate)
+    } else {
+        let (row, unavailable) = decode_row(table, row, &mut ctx)?;
+        (op, ChangeKind::Upsert { row, unavailable })
+    };
+    Ok(Event {
+        change: Change {
+            table,
+            op,
+            lsn,
+            kind,
+        },
+        tx_id,
+        source_ts_ms: meta_i64(first("__source_ts_ms", "__ts_ms")),
+        snapshot: meta_snapshot(row.get("__source_snapshot")),
+        tx: msg.transaction.map(|t| TxBlock {
+            id: t.id.0.into_owned(),
+            total_order: t.total_order,
+            data_collection_order: t.data_collection_order,
+        }),
+    })
+}

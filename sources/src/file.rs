@@ -1,0 +1,250 @@
+//! The file source (`--source file:PATH`, `engine replay FILE`): JSONL, one Kafka record value
+//! per line, or `{"topic":…,"key":…,"value":…}` lines (value `null` = tombstone; a string value
+//! is the record text itself). Blank lines are skipped; a malformed line becomes a dead letter
+//! with its line number and reading goes on.
+//!
+//! Owns reading and line framing only; parsing is [`crate::debezium`], grouping
+//! [`crate::group`]. Reads to the end once (replay), it does not follow a growing file.
+
+use crate::deadletter::{DeadLetterStats, DeadLetters};
+use crate::event::Parsed;
+use crate::group::{GroupConfig, TxAssembler};
+use crate::source::SourceIo;
+use crate::types::{Position, Transaction};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a run read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileStats {
+    pub lines: u64,
+    pub events: u64,
+    pub transactions: u64,
+    pub dead_letters: u64,
+}
+
+/// Replays a JSONL file of Debezium messages.
+pub struct FileSource {
+    pub path: PathBuf,
+    pub dead_letters: Arc<DeadLetters>,
+    pub group: GroupConfig,
+}
+
+impl FileSource {
+    /// Dead letters are kept in memory (last 1,000); use [`FileSource::with_dead_letters`] to
+    /// share a log with the API or write it to a file.
+    pub fn new(path: impl Into<PathBuf>) -> FileSource {
+        FileSource {
+            path: path.into(),
+            dead_letters: Arc::new(DeadLetters::in_memory(1000)),
+            group: GroupConfig::default(),
+        }
+    }
+
+    pub fn with_dead_letters(mut self, dl: Arc<DeadLetters>) -> FileSource {
+        self.dead_letters = dl;
+        self
+    }
+
+    /// Reads the file to its end, sending transactions in order (blocking when the engine is
+    /// behind), then returns. Stops early when the engine stops or hangs up.
+    pub fn run(self, io: SourceIo) -> Result<FileStats, FileError> {
+        let mut stats = FileStats::default();
+        let out = &io.out;
+        let stop = io.stop.clone();
+        let applied = io.applied.clone();
+        let mut send = |tx: Transaction| -> bool {
+            // Nothing to acknowledge for a file: drain so the channel does not grow.
+            while applied.try_recv().is_ok() {}
+            out.send(tx).is_ok()
+        };
+        read_lines(
+            &self.path,
+            &self.dead_letters,
+            self.group.clone(),
+            &mut stats,
+            &mut || stop.load(std::sync::atomic::Ordering::Relaxed),
+            &mut send,
+        )?;
+        tracing::info!(path = %self.path.display(), lines = stats.lines, events = stats.events,
+            transactions = stats.transactions, dead_letters = stats.dead_letters, "file replayed");
+        Ok(stats)
+    }
+}
+
+/// Reads a whole file into transactions (for `engine replay` and tests).
+pub fn read_file(path: &Path) -> Result<(Vec<Transaction>, DeadLetterStats), FileError> {
+    let dl = DeadLetters::in_memory(100);
+    let (txs, _) = read_file_with(path, &dl, GroupConfig::default())?;
+    Ok((txs, dl.stats()))
+}
+
+/// [`read_file`] with the caller's dead-letter log and grouping.
+pub fn read_file_with(
+    path: &Path,
+    dl: &DeadLetters,
+    group: GroupConfig,
+) -> Result<(Vec<Transaction>, FileStats), FileError> {
+    let mut txs = Vec::new();
+    let mut stats = FileStats::default();
+    read_lines(path, dl, group, &mut stats, &mut || false, &mut |t| {
+        // Empty transactions only carry positions to acknowledge; a replay has none.
+        if !t.changes.is_empty() {
+            txs.push(t);
+        }
+        true
+    })?;
+    Ok((txs, stats))
+}
+
+/// The `{"topic", "key", "value"}` line form.
+#[derive(Deserialize)]
+struct Framed<'a> {
+    #[serde(borrow, default)]
+    topic: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    value: Option<&'a RawValue>,
+}
+
+const FRAME_KEYS: [&str; 7] = [
+    "topic",
+    "key",
+    "value",
+    "partition",
+    "offset",
+    "timestamp",
+    "headers",
+];
+
+/// Whether a line is the framed form, judged by its first key (cheap: no full parse). A
+/// Debezium message starts with `schema`, `payload`, `before`, `after`, … or a column name; no
+/// table of ours has a column named like a frame key.
+fn is_framed(line: &[u8]) -> bool {
+    let s = line.trim_ascii_start();
+    let Some(rest) = s.strip_prefix(b"{") else {
+        return false;
+    };
+    let Some(rest) = rest.trim_ascii_start().strip_prefix(b"\"") else {
+        return false;
+    };
+    FRAME_KEYS
+        .iter()
+        .any(|k| rest.len() > k.len() && rest.starts_with(k.as_bytes()) && rest[k.len()] == b'"')
+}
+
+fn read_lines(
+    path: &Path,
+    dl: &DeadLetters,
+    group: GroupConfig,
+    stats: &mut FileStats,
+    stopping: &mut dyn FnMut() -> bool,
+    send: &mut dyn FnMut(Transaction) -> bool,
+) -> Result<(), FileError> {
+    let io_err = |source| FileError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut asm = TxAssembler::new(group);
+    let name = path.display().to_string();
+    let mut line = Vec::with_capacity(4096);
+    let mut line_no = 0u64;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).map_err(io_err)?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        stats.lines = line_no;
+        let text = line.trim_ascii();
+        if text.is_empty() {
+            continue;
+        }
+        let position = Position::FileLine(line_no);
+        let parsed = if is_framed(text) {
+            match serde_json::from_slice::<Framed>(text) {
+                Ok(f) => {
+                    let topic = f.topic.as_deref();
+                    match f.value.map(|v| v.get()) {
+                        None | Some("null") => Some(Parsed::Tombstone),
+                        Some(v) if v.starts_with('"') => match serde_json::from_str::<String>(v) {
+                            Ok(inner) => dl.parse(
+                                format_args!("{name}:{line_no}"),
+                                topic,
+                                Some(inner.as_bytes()),
+                            ),
+                            Err(e) => {
+                                dl.record_reason(
+                                    format_args!("{name}:{line_no}"),
+                                    "malformed_json",
+                                    &e.to_string(),
+                                    text,
+                                );
+                                None
+                            }
+                        },
+                        Some(v) => {
+                            dl.parse(format_args!("{name}:{line_no}"), topic, Some(v.as_bytes()))
+                        }
+                    }
+                }
+                Err(e) => {
+                    dl.record_reason(
+                        format_args!("{name}:{line_no}"),
+                        "malformed_json",
+                        &format!("malformed JSON: {e}"),
+                        text,
+                    );
+                    None
+                }
+            }
+        } else {
+            dl.parse(format_args!("{name}:{line_no}"), None, Some(text))
+        };
+        match parsed {
+            Some(p) => {
+                if matches!(p, Parsed::Event(_)) {
+                    stats.events += 1;
+                }
+                asm.push(p, position);
+            }
+            None => {
+                stats.dead_letters += 1;
+                // The line is consumed: let its position be acknowledged with what follows.
+                asm.push(Parsed::Tombstone, position);
+            }
+        }
+        while let Some(tx) = asm.pop() {
+            stats.transactions += 1;
+            if !send(tx) {
+                return Ok(());
+            }
+        }
+        if line_no % 1024 == 0 && stopping() {
+            return Ok(());
+        }
+    }
+    asm.flush();
+    while let Some(tx) = asm.pop() {
+        stats.transactions += 1;
+        if !send(tx) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
