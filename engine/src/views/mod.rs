@@ -4,6 +4,14 @@
 //! This module owns the inputs every view reads ([`Inputs`]) and the settings ([`ViewsConfig`]);
 //! it must not feed inputs or publish results (the dataflow runtime does).
 
+pub mod category_sales;
+pub mod fraud_alerts;
+pub mod revenue;
+pub mod shared;
+pub mod testkit;
+pub mod top_products;
+pub mod trending;
+
 use crate::facts::*;
 use differential_dataflow::VecCollection;
 use sources::{Micros, Money};
@@ -102,20 +110,14 @@ impl Default for ViewsConfig {
 
 /// Every view's rows, as one collection (each row knows its view).
 pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    let _ = cfg;
-    // Placeholder until the view modules land: no rows.
-    inputs
-        .live_orders
-        .clone()
-        .filter(|_| false)
-        .map(|_| unreachable_row())
-}
+    // arrangements and per-product sales read by several views, built once
+    let shared = shared::Shared::new(inputs);
 
-fn unreachable_row() -> ViewRow {
-    ViewRow::AlsoBought(view_store::AlsoBoughtRow {
-        product_id: 0,
-        rank: 0,
-        other_product_id: 0,
-        order_count: 0,
-    })
+    revenue::build(&shared).concatenate([
+        top_products::build(&shared, cfg),
+        trending::build(&shared, cfg),
+        category_sales::build(&shared),
+        fraud_alerts::build(&inputs.live_orders, &cfg.fraud),
+        // also_bought and recommendations join here
+    ])
 }

@@ -1,0 +1,134 @@
+//! `category_sales` (SPEC §4): per shown slot (Visible window or `all`) and category, the
+//! quantity, revenue and number of distinct live orders with an item of the category, by each
+//! product's current category.
+
+use super::shared::{Shared, Slot};
+use super::Coll;
+use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use sources::Money;
+use view_store::{CategorySalesRow, ViewRow};
+
+pub fn build<'s>(shared: &Shared<'s>) -> Coll<'s, ViewRow> {
+    // ((slot, category), (quantity, revenue, 0)): products' sales moved to their category
+    let sales = shared
+        .shown_sales
+        .clone()
+        .map(|((slot, product), sales)| (product, (slot, sales)))
+        .join_core(
+            shared.categories.clone(),
+            |_product, &(slot, (qty, revenue)), &category| Some(((slot, category), (qty, revenue))),
+        )
+        .explode(|(key, (qty, revenue))| Some((key, (qty, revenue, 0isize))));
+
+    // (order, category) once per order having an item of the category
+    let order_categories = shared
+        .lines
+        .clone()
+        .as_collection(|&order, &(product, _, _)| (product, order))
+        .join_core(shared.categories.clone(), |_product, &order, &category| {
+            Some((order, category))
+        })
+        .distinct_total();
+
+    // ((slot, category), (0, 0, 1)) per such order in each of its shown slots
+    let orders = order_categories
+        .join_core(
+            shared.shown_slots.clone(),
+            |_order, &category, &slot: &Slot| Some((slot, category)),
+        )
+        .explode(|key| Some((key, (0isize, 0isize, 1isize))));
+
+    sales.concat(orders).count_total().map(
+        |(((window, start), category_id), (qty, revenue, order_count))| {
+            ViewRow::CategorySales(CategorySalesRow {
+                window,
+                window_start: start,
+                category_id,
+                quantity: qty as i64,
+                revenue: Money(revenue as i64),
+                order_count: order_count as i64,
+            })
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use crate::facts::Retained;
+    use sources::Money;
+    use view_store::{CategorySalesRow, ViewRow, Window};
+
+    fn sales(rows: &std::collections::BTreeSet<ViewRow>) -> Vec<CategorySalesRow> {
+        rows_of(rows, |r| match r {
+            ViewRow::CategorySales(x) => Some(x.clone()),
+            _ => None,
+        })
+    }
+
+    fn row(
+        window: Window,
+        start: Option<i64>,
+        category_id: i64,
+        q: i64,
+        rev: i64,
+        n: i64,
+    ) -> CategorySalesRow {
+        CategorySalesRow {
+            window,
+            window_start: start.map(at),
+            category_id,
+            quantity: q,
+            revenue: Money(rev),
+            order_count: n,
+        }
+    }
+
+    #[test]
+    fn category_change_moves_old_sales_and_orders_count_once() {
+        let mut db = Db::default();
+        db.product(1, Some(10));
+        db.product(2, Some(10));
+        db.orders.insert(1, DbOrder::new(10, 100, None));
+        db.orders.insert(2, DbOrder::new(70, 100, None));
+        // order 1 has two items of category 10: one order
+        db.item(1, 1, 1, 2, 100);
+        db.item(2, 1, 2, 1, 300);
+        db.item(3, 2, 2, 1, 300);
+        // an item of an unknown product counts in no category
+        db.item(4, 2, 99, 1, 300);
+        let s0 = db.clone();
+        // product 2 moves to category 20, also for the old orders
+        db.product(2, Some(20));
+        let s1 = db.clone();
+        // order 2 cancelled; the first window retires
+        db.orders.get_mut(&2).unwrap().cancelled = true;
+        db.retention
+            .insert((MINUTE, at(0)), Some(Retained::PrevOnly));
+        let s2 = db.clone();
+
+        let out = run(&test_config(), &[s0, s1, s2]);
+        let mut want0 = vec![
+            row(MINUTE, Some(0), 10, 3, 500, 1),
+            row(MINUTE, Some(60), 10, 1, 300, 1),
+            row(Window::All, None, 10, 4, 800, 2),
+        ];
+        want0.sort();
+        assert_eq!(sales(&out[0]), want0);
+        let mut want1 = vec![
+            row(MINUTE, Some(0), 10, 2, 200, 1),
+            row(MINUTE, Some(0), 20, 1, 300, 1),
+            row(MINUTE, Some(60), 20, 1, 300, 1),
+            row(Window::All, None, 10, 2, 200, 1),
+            row(Window::All, None, 20, 2, 600, 2),
+        ];
+        want1.sort();
+        assert_eq!(sales(&out[1]), want1);
+        let mut want2 = vec![
+            row(Window::All, None, 10, 2, 200, 1),
+            row(Window::All, None, 20, 1, 300, 1),
+        ];
+        want2.sort();
+        assert_eq!(sales(&out[2]), want2);
+    }
+}

@@ -1,0 +1,219 @@
+//! `fraud_alerts` (SPEC §4, §7): the four rules over live orders. Alerts ignore retention, and
+//! each alert is a function of the current live orders only, so it disappears as soon as its
+//! condition stops holding (order deleted, cancelled or corrected).
+
+use super::{Coll, FraudConfig};
+use crate::facts::LiveOrder;
+use differential_dataflow::operators::CountTotal;
+use sources::{Micros, Money};
+use view_store::{FraudAlertRow, Rule, ViewRow};
+
+pub fn build<'s>(live_orders: &Coll<'s, (i64, LiveOrder)>, cfg: &FraudConfig) -> Coll<'s, ViewRow> {
+    let FraudConfig {
+        high_value,
+        frequent_orders,
+        frequent_window,
+        burst_orders,
+        burst_interval,
+        repeated_orders,
+        repeated_interval,
+    } = cfg.clone();
+
+    // high_value: one alert per live order above the threshold, with or without customer
+    let high_value = live_orders
+        .clone()
+        .filter(move |(_, o)| o.total > high_value)
+        .map(|(id, o)| {
+            alert(
+                Rule::HighValue,
+                o.customer_id,
+                Some(id),
+                o.order_date,
+                1,
+                Some(o.total),
+            )
+        });
+
+    // (customer, (order_date, total)) for the per-customer rules
+    let by_customer = live_orders
+        .clone()
+        .flat_map(|(_, o)| o.customer_id.map(|c| (c, (o.order_date, o.total))));
+
+    // frequent_orders: ((customer, tumbling window start), count) above the threshold
+    let frequent = by_customer
+        .clone()
+        .map(move |(c, (date, _))| (c, date.window_start(frequent_window)))
+        .count_total()
+        .filter(move |(_, n)| *n as i64 > frequent_orders)
+        .map(|((c, start), n)| alert(Rule::FrequentOrders, Some(c), None, start, n as i64, None));
+
+    // order_burst: per customer, the densest closed interval over its order times
+    let burst = by_customer
+        .clone()
+        .map(|(c, (date, _))| (c, date))
+        .reduce(move |_c, times, out: &mut Vec<((i64, Micros), isize)>| {
+            if let Some((n, start)) = densest_interval(times, burst_interval) {
+                if n > burst_orders {
+                    out.push(((n, start), 1));
+                }
+            }
+        })
+        .map(|(c, (n, start))| alert(Rule::OrderBurst, Some(c), None, start, n, None));
+
+    // repeated_amount: per (customer, total), the densest closed interval over its order times
+    let repeated = by_customer
+        .map(|(c, (date, total))| ((c, total), date))
+        .reduce(move |_key, times, out: &mut Vec<((i64, Micros), isize)>| {
+            if let Some((n, start)) = densest_interval(times, repeated_interval) {
+                if n >= repeated_orders {
+                    out.push(((n, start), 1));
+                }
+            }
+        })
+        .map(|((c, total), (n, start))| {
+            alert(Rule::RepeatedAmount, Some(c), None, start, n, Some(total))
+        });
+
+    high_value.concat(frequent).concat(burst).concat(repeated)
+}
+
+fn alert(
+    rule: Rule,
+    customer_id: Option<i64>,
+    order_id: Option<i64>,
+    start: Micros,
+    order_count: i64,
+    amount: Option<Money>,
+) -> ViewRow {
+    ViewRow::FraudAlert(FraudAlertRow {
+        rule,
+        customer_id,
+        order_id,
+        start,
+        order_count,
+        amount,
+    })
+}
+
+/// The most times (with multiplicity) in any closed interval `[s, s + len]`, and the earliest
+/// such `s`: the last time of the first maximal group minus `len`. `times` is sorted ascending
+/// (as `reduce` presents values). `None` when there are no times.
+pub fn densest_interval(times: &[(&Micros, isize)], len: i64) -> Option<(i64, Micros)> {
+    let expanded: Vec<i64> = times
+        .iter()
+        .flat_map(|(t, r)| std::iter::repeat_n(t.0, (*r).max(0) as usize))
+        .collect();
+    let mut best: Option<(i64, Micros)> = None;
+    let mut first = 0;
+    for (last, &t) in expanded.iter().enumerate() {
+        // the group of times in [t - len, t]
+        while expanded[first] < t - len {
+            first += 1;
+        }
+        let n = (last - first + 1) as i64;
+        // strictly more: the first maximal group wins
+        if best.is_none_or(|(m, _)| n > m) {
+            best = Some((n, Micros(t - len)));
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::densest_interval;
+    use sources::{Micros, Money};
+    use view_store::{FraudAlertRow, Rule, ViewRow};
+
+    fn alerts(rows: &std::collections::BTreeSet<ViewRow>) -> Vec<FraudAlertRow> {
+        rows_of(rows, |r| match r {
+            ViewRow::FraudAlert(x) => Some(x.clone()),
+            _ => None,
+        })
+    }
+
+    fn alert(
+        rule: Rule,
+        c: Option<i64>,
+        o: Option<i64>,
+        start: i64,
+        n: i64,
+        amount: Option<i64>,
+    ) -> FraudAlertRow {
+        FraudAlertRow {
+            rule,
+            customer_id: c,
+            order_id: o,
+            start: at(start),
+            order_count: n,
+            amount: amount.map(Money),
+        }
+    }
+
+    #[test]
+    fn densest_interval_is_closed_and_earliest() {
+        let ts: Vec<Micros> = [0, 10, 60, 61, 200].map(at).to_vec();
+        let times: Vec<(&Micros, isize)> = ts.iter().map(|t| (t, 1)).collect();
+        // [0, 60] holds 0, 10, 60 (closed); [1, 61] holds 10, 60, 61: the first group wins
+        assert_eq!(
+            densest_interval(&times, 60 * Micros::PER_SECOND),
+            Some((3, at(0)))
+        );
+        let dup = [(&ts[4], 2)];
+        assert_eq!(
+            densest_interval(&dup, 60 * Micros::PER_SECOND),
+            Some((2, at(140)))
+        );
+        assert_eq!(densest_interval(&[], 60), None);
+    }
+
+    #[test]
+    fn rules_appear_and_disappear_with_their_orders() {
+        let mut db = Db::default();
+        // customer 7: a burst straddling the minute boundary (4 + 2 orders within [3 s, 63 s])
+        for (id, s) in [(1, 55), (2, 56), (3, 57), (4, 58), (5, 62), (6, 63)] {
+            db.orders.insert(id, DbOrder::new(s, 100 + id, Some(7)));
+        }
+        // customer 8: six orders in one minute; an order without customer is ignored
+        for id in 11..17 {
+            db.orders
+                .insert(id, DbOrder::new(120 + id, 50 + id, Some(8)));
+        }
+        db.orders.insert(17, DbOrder::new(130, 10, None));
+        // customer 9: three orders with the same total within 10 minutes (closed interval)
+        db.orders.insert(21, DbOrder::new(1000, 777, Some(9)));
+        db.orders.insert(22, DbOrder::new(1300, 777, Some(9)));
+        db.orders.insert(23, DbOrder::new(1600, 777, Some(9)));
+        db.orders.insert(24, DbOrder::new(1400, 778, Some(9)));
+        // a high-value order without customer
+        db.orders
+            .insert(31, DbOrder::new(5000, 1_000_000_001, None));
+        let s0 = db.clone();
+        // deletes and a cancel remove each alert
+        db.orders.remove(&6);
+        db.orders.remove(&16);
+        db.orders.get_mut(&23).unwrap().cancelled = true;
+        db.orders.remove(&31);
+        let s1 = db.clone();
+
+        let out = run(&test_config(), &[s0, s1]);
+        let mut want = vec![
+            alert(Rule::OrderBurst, Some(7), None, 3, 6, None),
+            alert(Rule::FrequentOrders, Some(8), None, 120, 6, None),
+            alert(Rule::OrderBurst, Some(8), None, 76, 6, None),
+            alert(Rule::RepeatedAmount, Some(9), None, 1000, 3, Some(777)),
+            alert(
+                Rule::HighValue,
+                None,
+                Some(31),
+                5000,
+                1,
+                Some(1_000_000_001),
+            ),
+        ];
+        want.sort();
+        assert_eq!(alerts(&out[0]), want);
+        assert_eq!(alerts(&out[1]), vec![]);
+    }
+}

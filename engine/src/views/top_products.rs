@@ -1,0 +1,155 @@
+//! `top_products` (SPEC §4): per shown slot (Visible window or `all`), scope (global or a
+//! category) and metric (quantity or revenue), the first N products. A product ranks in its
+//! current category, also for old orders; products without a known category rank only globally.
+
+use super::shared::{top_n, Shared, Slot};
+use super::{Coll, ViewsConfig};
+use sources::Money;
+use std::cmp::Reverse;
+use view_store::{Metric, TopProductRow, ViewRow};
+
+pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+    // ((slot, scope, product), (quantity, revenue)): each product's sales globally and in its category
+    let global = shared
+        .shown_sales
+        .clone()
+        .map(|((slot, product), sales)| ((slot, None, product), sales));
+    let in_category = shared
+        .shown_sales
+        .clone()
+        .map(|((slot, product), sales)| (product, (slot, sales)))
+        .join_core(
+            shared.categories.clone(),
+            |&product, &(slot, sales), &category| Some(((slot, Some(category), product), sales)),
+        );
+
+    // ((slot, scope, metric), candidate) for both metrics
+    let candidates = global.concat(in_category).flat_map(
+        |((slot, scope, product), (qty, revenue)): ((Slot, Option<i64>, i64), (isize, isize))| {
+            [(Metric::Quantity, qty), (Metric::Revenue, revenue)].map(move |(metric, score)| {
+                (
+                    (slot, scope, metric),
+                    (Reverse(score), product, (qty, revenue)),
+                )
+            })
+        },
+    );
+
+    // the first N per (slot, scope, metric)
+    top_n(candidates, cfg.top_n).map(
+        |(((window, start), category_id, metric), (rank, product_id, (qty, revenue)))| {
+            ViewRow::TopProduct(TopProductRow {
+                window,
+                window_start: start,
+                category_id,
+                metric,
+                rank,
+                product_id,
+                quantity: qty as i64,
+                revenue: Money(revenue as i64),
+            })
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use crate::facts::Retained;
+    use sources::Money;
+    use view_store::{Metric, TopProductRow, ViewRow, Window};
+
+    fn top(rows: &std::collections::BTreeSet<ViewRow>) -> Vec<TopProductRow> {
+        rows_of(rows, |r| match r {
+            ViewRow::TopProduct(x) => Some(x.clone()),
+            _ => None,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        window: Window,
+        start: Option<i64>,
+        category_id: Option<i64>,
+        metric: Metric,
+        rank: u32,
+        product_id: i64,
+        quantity: i64,
+        revenue: i64,
+    ) -> TopProductRow {
+        TopProductRow {
+            window,
+            window_start: start.map(at),
+            category_id,
+            metric,
+            rank,
+            product_id,
+            quantity,
+            revenue: Money(revenue),
+        }
+    }
+
+    #[test]
+    fn ranks_ties_categories_and_unknown_products() {
+        use Metric::{Quantity as Q, Revenue as R};
+        let mut db = Db::default();
+        db.product(1, Some(10));
+        db.product(2, Some(10));
+        db.product(3, None);
+        db.orders.insert(1, DbOrder::new(10, 100, None));
+        // products 1 and 2 tie on quantity (2 smaller id first), 2 earns more; 99 is unknown
+        db.item(1, 1, 2, 2, 300);
+        db.item(2, 1, 1, 2, 100);
+        db.item(3, 1, 99, 1, 1000);
+        db.item(4, 1, 3, 1, 50);
+        let s0 = db.clone();
+        // product 2 moves to category 20, with its old sales
+        db.product(2, Some(20));
+        let s1 = db.clone();
+        // the window retires: `all` stays
+        let mut s2 = db.clone();
+        s2.retention
+            .insert((MINUTE, at(0)), Some(Retained::PrevOnly));
+
+        let out = run(&test_config(), &[s0, s1, s2]);
+        let both = |cat, rows: &[(Metric, u32, i64, i64, i64)]| -> Vec<TopProductRow> {
+            let mut v = vec![];
+            for (w, s) in [(MINUTE, Some(0)), (Window::All, None)] {
+                for &(m, rank, p, q, rev) in rows {
+                    v.push(row(w, s, cat, m, rank, p, q, rev));
+                }
+            }
+            v
+        };
+        let global = [
+            (Q, 1, 1, 2, 200),
+            (Q, 2, 2, 2, 600),
+            (R, 1, 99, 1, 1000),
+            (R, 2, 2, 2, 600),
+        ];
+        let mut want0 = both(None, &global);
+        want0.extend(both(
+            Some(10),
+            &[
+                (Q, 1, 1, 2, 200),
+                (Q, 2, 2, 2, 600),
+                (R, 1, 2, 2, 600),
+                (R, 2, 1, 2, 200),
+            ],
+        ));
+        want0.sort();
+        assert_eq!(top(&out[0]), want0);
+
+        let mut want1 = both(None, &global);
+        want1.extend(both(Some(10), &[(Q, 1, 1, 2, 200), (R, 1, 1, 2, 200)]));
+        want1.extend(both(Some(20), &[(Q, 1, 2, 2, 600), (R, 1, 2, 2, 600)]));
+        want1.sort();
+        assert_eq!(top(&out[1]), want1);
+
+        let want2: Vec<_> = want1
+            .into_iter()
+            .filter(|r| r.window == Window::All)
+            .collect();
+        assert_eq!(top(&out[2]), want2);
+    }
+}

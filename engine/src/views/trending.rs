@@ -1,0 +1,128 @@
+//! `trending_products` (SPEC §4): per tumbling window, the top N products by quantity in the
+//! window minus quantity in the previous window, positive growth only. Reads `order_windows`:
+//! PrevOnly windows only lend their quantities to the next window.
+
+use super::shared::{next_start, top_n, Line, Shared};
+use super::{Coll, ViewsConfig};
+use crate::facts::OrderWindow;
+use differential_dataflow::operators::CountTotal;
+use std::cmp::Reverse;
+use view_store::{TrendingRow, ViewRow};
+
+pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+    // ((window, start, product), (quantity, prev_quantity)) summed in the diff: each item counts
+    // in its order's window and as the previous window of the next one
+    let quantities = shared
+        .windows
+        .clone()
+        .join_core(
+            shared.lines.clone(),
+            |_order, w: &OrderWindow, &(product, qty, _): &Line| {
+                Some((w.window, w.start, product, qty as isize))
+            },
+        )
+        .explode(|(window, start, product, qty)| {
+            let mine = ((window, start, product), (qty, 0));
+            let next = next_start(window, start).map(|n| ((window, n, product), (0, qty)));
+            std::iter::once(mine).chain(next)
+        })
+        .count_total();
+
+    // products that grew, in Visible windows, as ranking candidates by growth
+    let growing = quantities
+        .flat_map(|((window, start, product), (qty, prev))| {
+            let growth = qty - prev;
+            (growth > 0).then_some(((window, start), (Reverse(growth), product, (qty, prev))))
+        })
+        .join_core(shared.visible.clone(), |key, cand, &()| Some((*key, *cand)));
+
+    // the first N per window
+    top_n(growing, cfg.top_n).map(|((window, start), (rank, product_id, (qty, prev)))| {
+        ViewRow::Trending(TrendingRow {
+            window,
+            window_start: Some(start),
+            rank,
+            product_id,
+            quantity: qty as i64,
+            prev_quantity: prev as i64,
+            growth: (qty - prev) as i64,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use crate::facts::Retained;
+    use view_store::{TrendingRow, ViewRow};
+
+    fn trending(rows: &std::collections::BTreeSet<ViewRow>) -> Vec<TrendingRow> {
+        rows_of(rows, |r| match r {
+            ViewRow::Trending(x) => Some(x.clone()),
+            _ => None,
+        })
+    }
+
+    fn row(
+        start: i64,
+        rank: u32,
+        product_id: i64,
+        quantity: i64,
+        prev_quantity: i64,
+    ) -> TrendingRow {
+        TrendingRow {
+            window: MINUTE,
+            window_start: Some(at(start)),
+            rank,
+            product_id,
+            quantity,
+            prev_quantity,
+            growth: quantity - prev_quantity,
+        }
+    }
+
+    #[test]
+    fn growth_against_previous_window_positive_only() {
+        let mut db = Db::default();
+        db.orders.insert(1, DbOrder::new(10, 100, None));
+        db.orders.insert(2, DbOrder::new(70, 100, None));
+        db.item(1, 1, 1, 5, 10);
+        db.item(2, 1, 2, 1, 10);
+        db.item(3, 2, 1, 3, 10);
+        db.item(4, 2, 2, 4, 10);
+        db.item(5, 2, 3, 3, 10);
+        let s0 = db.clone();
+        // the first window retires to PrevOnly: its rows go, the second keeps its prev
+        let mut s1 = db.clone();
+        s1.retention
+            .insert((MINUTE, at(0)), Some(Retained::PrevOnly));
+        // an update that makes product 3 grow more than 2 (tie at 3 with product 2 before)
+        db.item(5, 2, 3, 4, 10);
+        let s2 = db.clone();
+
+        let out = run(&test_config(), &[s0, s1, s2]);
+        assert_eq!(
+            trending(&out[0]),
+            vec![
+                row(0, 1, 1, 5, 0),
+                row(0, 2, 2, 1, 0),
+                // product 1 shrank (3 − 5): not trending; 2 and 3 tie at 3: smaller id first
+                row(60, 1, 2, 4, 1),
+                row(60, 2, 3, 3, 0),
+            ]
+        );
+        assert_eq!(
+            trending(&out[1]),
+            vec![row(60, 1, 2, 4, 1), row(60, 2, 3, 3, 0)]
+        );
+        assert_eq!(
+            trending(&out[2]),
+            vec![
+                row(0, 1, 1, 5, 0),
+                row(0, 2, 2, 1, 0),
+                row(60, 1, 3, 4, 0),
+                row(60, 2, 2, 4, 1)
+            ]
+        );
+    }
+}
