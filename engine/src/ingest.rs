@@ -224,3 +224,217 @@ fn status(w: Window, date: Micros, visible_from: Option<Micros>) -> Option<Order
         retained,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sources::*;
+
+    const MIN: i64 = 60_000_000;
+    const HOUR: i64 = 60 * MIN;
+
+    fn windows() -> Vec<Window> {
+        vec![Window::Size(MIN), Window::Size(5 * MIN), Window::Size(HOUR)]
+    }
+
+    fn order(id: i64, date: i64, total: i64, status: OrderStatus, lsn: u64) -> Change {
+        Change {
+            table: Table::Orders,
+            op: Op::Update,
+            lsn: Some(Lsn(lsn)),
+            kind: ChangeKind::Upsert {
+                row: Row::Order(Order {
+                    order_id: id,
+                    order_date: Micros(date),
+                    total_price: Money(total),
+                    status,
+                    customer_id: Some(7),
+                    payment_id: None,
+                    shipment_id: None,
+                }),
+                unavailable: Unavailable::default(),
+            },
+        }
+    }
+
+    fn tx(changes: Vec<Change>) -> Transaction {
+        Transaction {
+            changes,
+            ..Default::default()
+        }
+    }
+
+    fn live(id: i64, date: i64, total: i64) -> (i64, LiveOrder) {
+        (
+            id,
+            LiveOrder {
+                order_date: Micros(date),
+                total: Money(total),
+                customer_id: Some(7),
+            },
+        )
+    }
+
+    #[test]
+    fn insert_duplicate_stale_and_irrelevant_updates() {
+        let mut ing = Ingest::new(&windows(), None);
+        let u = ing.apply(&tx(vec![order(
+            1,
+            10 * HOUR,
+            500,
+            OrderStatus::Pending,
+            100,
+        )]));
+        assert_eq!(u.live_orders, vec![(live(1, 10 * HOUR, 500), 1)]);
+        assert_eq!(u.order_windows.len(), 3);
+        // Redelivered: same LSN.
+        assert!(ing
+            .apply(&tx(vec![order(
+                1,
+                10 * HOUR,
+                500,
+                OrderStatus::Pending,
+                100
+            )]))
+            .is_empty());
+        // Status change no view cares about: nothing downstream.
+        assert!(ing
+            .apply(&tx(vec![order(
+                1,
+                10 * HOUR,
+                500,
+                OrderStatus::Shipped,
+                110
+            )]))
+            .is_empty());
+        // Stale event (lower LSN) with another total: ignored.
+        assert!(ing
+            .apply(&tx(vec![order(
+                1,
+                10 * HOUR,
+                999,
+                OrderStatus::Pending,
+                105
+            )]))
+            .is_empty());
+        // Cancel: retracted everywhere.
+        let u = ing.apply(&tx(vec![order(
+            1,
+            10 * HOUR,
+            500,
+            OrderStatus::Cancelled,
+            120,
+        )]));
+        assert_eq!(u.live_orders, vec![(live(1, 10 * HOUR, 500), -1)]);
+        assert_eq!(u.order_windows.iter().map(|(_, r)| *r).sum::<isize>(), -3);
+    }
+
+    #[test]
+    fn delete_tombstone_blocks_redelivered_insert_and_update_in_one_tx_nets_out() {
+        let mut ing = Ingest::new(&windows(), None);
+        ing.apply(&tx(vec![order(1, HOUR, 500, OrderStatus::Pending, 100)]));
+        let del = Change {
+            table: Table::Orders,
+            op: Op::Delete,
+            lsn: Some(Lsn(200)),
+            kind: ChangeKind::Delete { key: 1 },
+        };
+        let u = ing.apply(&tx(vec![del]));
+        assert_eq!(u.live_orders, vec![(live(1, HOUR, 500), -1)]);
+        assert!(ing
+            .apply(&tx(vec![order(1, HOUR, 500, OrderStatus::Pending, 100)]))
+            .is_empty());
+        // Two updates of one key in one transaction: only the net effect leaves.
+        let u = ing.apply(&tx(vec![
+            order(2, HOUR, 100, OrderStatus::Pending, 300),
+            order(2, HOUR, 200, OrderStatus::Pending, 301),
+        ]));
+        assert_eq!(u.live_orders, vec![(live(2, HOUR, 200), 1)]);
+    }
+
+    #[test]
+    fn unavailable_column_keeps_stored_value_and_truncate_fences_old_events() {
+        let mut ing = Ingest::new(&windows(), None);
+        ing.apply(&tx(vec![order(1, HOUR, 500, OrderStatus::Pending, 100)]));
+        let mut c = order(1, HOUR, 0, OrderStatus::Pending, 110);
+        if let ChangeKind::Upsert { unavailable, .. } = &mut c.kind {
+            unavailable.insert(2); // total_price
+        }
+        assert!(ing.apply(&tx(vec![c])).is_empty());
+        let t = Change {
+            table: Table::Orders,
+            op: Op::Truncate,
+            lsn: Some(Lsn(150)),
+            kind: ChangeKind::Truncate,
+        };
+        let u = ing.apply(&tx(vec![t]));
+        assert_eq!(u.live_orders, vec![(live(1, HOUR, 500), -1)]);
+        // An event from before the truncate is ignored even for a key never seen.
+        assert!(ing
+            .apply(&tx(vec![order(9, HOUR, 1, OrderStatus::Pending, 140)]))
+            .is_empty());
+        assert!(!ing
+            .apply(&tx(vec![order(9, HOUR, 1, OrderStatus::Pending, 160)]))
+            .is_empty());
+    }
+
+    #[test]
+    fn retention_moves_windows_to_prev_only_then_out() {
+        let mut ing = Ingest::new(&[Window::Size(HOUR)], Some(HOUR));
+        let t0 = 100 * HOUR;
+        ing.apply(&tx(vec![order(
+            1,
+            t0 + 5 * MIN,
+            500,
+            OrderStatus::Pending,
+            1,
+        )]));
+        // An order two hours later: cutoff = t0 + 1h + 10m; oldest visible window starts t0+1h,
+        // so order 1's window (t0) becomes PrevOnly.
+        let u = ing.apply(&tx(vec![order(
+            2,
+            t0 + 2 * HOUR + 10 * MIN,
+            500,
+            OrderStatus::Pending,
+            2,
+        )]));
+        let ow = |id, start, retained| {
+            (
+                id,
+                OrderWindow {
+                    window: Window::Size(HOUR),
+                    start: Micros(start),
+                    retained,
+                },
+            )
+        };
+        assert!(u
+            .order_windows
+            .contains(&(ow(1, t0, Retained::Visible), -1)));
+        assert!(u
+            .order_windows
+            .contains(&(ow(1, t0, Retained::PrevOnly), 1)));
+        assert!(u
+            .order_windows
+            .contains(&(ow(2, t0 + 2 * HOUR, Retained::Visible), 1)));
+        // One more hour: order 1's window is gone entirely.
+        let u = ing.apply(&tx(vec![order(
+            3,
+            t0 + 3 * HOUR + 10 * MIN,
+            500,
+            OrderStatus::Pending,
+            3,
+        )]));
+        assert!(u
+            .order_windows
+            .contains(&(ow(1, t0, Retained::PrevOnly), -1)));
+        assert!(!u
+            .order_windows
+            .iter()
+            .any(|((id, _), r)| *id == 1 && *r > 0));
+        // A late order into a retired window never enters order_windows, but is live.
+        let u = ing.apply(&tx(vec![order(4, t0, 500, OrderStatus::Pending, 4)]));
+        assert_eq!(u.live_orders.len(), 1);
+        assert!(u.order_windows.is_empty());
+    }
+}
