@@ -1,0 +1,1 @@
+//! Topic inspector for the engine CLI.
