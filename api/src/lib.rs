@@ -234,17 +234,39 @@ fn build_server(
 
 /// Every route. Public so that tests and the OpenAPI check can enumerate them.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(dashboard))
-        .route("/info", web::get().to(info))
-        .route("/health", web::get().to(health))
-        .route("/metrics", web::get().to(metrics_route))
-        .route("/openapi.json", web::get().to(openapi_route))
-        .route("/docs", web::get().to(docs))
-        .route("/docs/", web::get().to(docs))
-        .route("/docs/swagger-ui.css", web::get().to(swagger_css))
-        .route("/docs/swagger-ui-bundle.js", web::get().to(swagger_js));
+    get(cfg, "/", dashboard);
+    get(cfg, "/info", info);
+    get(cfg, "/health", health);
+    get(cfg, "/metrics", metrics_route);
+    get(cfg, "/openapi.json", openapi_route);
+    get(cfg, "/docs", docs);
+    get(cfg, "/docs/", docs);
+    get(cfg, "/docs/swagger-ui.css", swagger_css);
+    get(cfg, "/docs/swagger-ui-bundle.js", swagger_js);
     views::configure(cfg);
     tables::configure(cfg);
+}
+
+/// Registers a GET route whose other methods answer 405 in JSON.
+pub(crate) fn get<F, Args>(cfg: &mut web::ServiceConfig, path: &str, handler: F)
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    cfg.service(
+        web::resource(path)
+            .route(web::get().to(handler))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, "GET"))
+        .json(json!({
+            "error": format!("{} is not allowed on {}; this API is read-only (GET)", req.method(), req.path()),
+        }))
 }
 
 const TOKEN_COOKIE: &str = "shopstream_token";

@@ -113,6 +113,13 @@ pub fn spec() -> Value {
     add("/views/{name}/changes", get(
         "Server-Sent Events: `snapshot` (rows + as_of), then one `change` event per engine time ({view, as_of, changes: [{op: \"+\"|\"-\", row}]}), in order, without gaps; a client that falls 1024 changes behind gets a final `dropped` event. The event id is the engine time.",
         "views", ch, json!({"description": "An event stream", "content": {"text/event-stream": {}}}), &[400, 404, 504]));
+    add("/views/changes", get(
+        "Server-Sent Events for several views over one connection (`?views=revenue,fraud_alerts`, default all): per view a `snapshot` event, then `change` events as for /views/{name}/changes; each event names its view.",
+        "views", {
+            let mut v = vec![q("views", "Comma-separated view names.", json!({"type": "string"}))];
+            v.extend(min_lsn());
+            v
+        }, json!({"description": "An event stream", "content": {"text/event-stream": {}}}), &[400, 504]));
     let mut ab = vec![path_param("id", "Product id."), q("k", "How many.", json!({"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}))];
     ab.extend(min_lsn());
     add("/products/{id}/also-bought", get("Products most often bought together with this one", "views", ab, view_ok(), &[400, 504]));

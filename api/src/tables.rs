@@ -276,14 +276,10 @@ pub async fn get(
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for spec in TABLES {
         for path in std::iter::once(spec.name).chain(spec.alias) {
-            cfg.route(
-                &format!("/{path}"),
-                web::get().to(move |req, st| list(spec, req, st)),
-            );
-            cfg.route(
-                &format!("/{path}/{{id}}"),
-                web::get().to(move |req, id, st| get(spec, req, id, st)),
-            );
+            crate::get(cfg, &format!("/{path}"), move |req, st| list(spec, req, st));
+            crate::get(cfg, &format!("/{path}/{{id}}"), move |req, id, st| {
+                get(spec, req, id, st)
+            });
         }
     }
 }

@@ -450,17 +450,90 @@ fn sse_event(event: &str, id: u64, data: &Value) -> Bytes {
 
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
-struct Sse {
+type Tagged = (ViewName, Option<Feed>);
+
+/// One view's feed as a stream that yields `(view, None)` once when the store drops it.
+fn view_feed(
     view: ViewName,
     rx: tokio::sync::mpsc::Receiver<Feed>,
+) -> impl futures_util::Stream<Item = Tagged> {
+    futures_util::stream::unfold(Some(rx), move |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(f) => Some(((view, Some(f)), Some(rx))),
+            None => Some(((view, None), None)),
+        }
+    })
+}
+
+struct Sse<S> {
+    feeds: S,
     heartbeat: tokio::time::Interval,
-    last: AsOf,
+    last: BTreeMap<ViewName, AsOf>,
     done: bool,
     _guard: metrics::SseGuard,
 }
 
-/// `/views/{name}/changes`: `snapshot`, then one `change` event per engine time, in order; a
-/// `dropped` event ends the stream of a client that fell [`SUBSCRIBER_QUEUE`] batches behind.
+/// The SSE response for `views`: per view a `snapshot` event, then one `change` event per
+/// engine time that changed it, in order and without gaps (events of different views
+/// interleave); a `dropped` event ends the stream when a view's subscription fell
+/// [`SUBSCRIBER_QUEUE`] batches behind.
+fn sse_response(store: &ViewStore, views: &[ViewName]) -> HttpResponse {
+    let feeds = futures_util::stream::select_all(
+        views
+            .iter()
+            .map(|v| Box::pin(view_feed(*v, store.subscribe(Some(*v))))),
+    );
+    let state = Sse {
+        feeds,
+        heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT),
+        last: BTreeMap::new(),
+        done: false,
+        _guard: metrics::SseGuard::new(),
+    };
+    let stream = futures_util::stream::unfold(state, |mut s| async move {
+        use futures_util::StreamExt;
+        if s.done {
+            return None;
+        }
+        let bytes = tokio::select! {
+            msg = s.feeds.next() => match msg {
+                Some((view, Some(Feed::Snapshot { as_of, rows }))) => {
+                    s.last.insert(view, as_of);
+                    let rows: Vec<Value> = rows.iter().map(ViewRow::to_json).collect();
+                    sse_event("snapshot", as_of.time, &json!({"view": view.as_str(),
+                        "as_of": as_of.to_json(), "rows": rows}))
+                }
+                Some((view, Some(Feed::Changes(batch)))) => {
+                    s.last.insert(view, batch.as_of);
+                    let changes: Vec<Value> = batch.changes.iter()
+                        .map(|(r, d)| json!({"op": if *d > 0 { "+" } else { "-" }, "row": r.to_json()}))
+                        .collect();
+                    sse_event("change", batch.as_of.time, &json!({"view": view.as_str(),
+                        "as_of": batch.as_of.to_json(), "changes": changes}))
+                }
+                Some((view, None)) => {
+                    s.done = true;
+                    metrics::sse_dropped();
+                    let last = s.last.get(&view).copied().unwrap_or_default();
+                    sse_event("dropped", last.time, &json!({"view": view.as_str(),
+                        "as_of": last.to_json(),
+                        "error": format!("this stream fell more than {SUBSCRIBER_QUEUE} changes behind and was dropped; reconnect for a fresh snapshot")}))
+                }
+                None => return None,
+            },
+            _ = s.heartbeat.tick() => Bytes::from_static(b": keep-alive\n\n"),
+        };
+        Some((Ok::<_, std::convert::Infallible>(bytes), s))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(stream)
+}
+
+/// `/views/{name}/changes`: the change stream of one view.
 pub async fn changes(
     req: HttpRequest,
     name: web::Path<String>,
@@ -469,62 +542,48 @@ pub async fn changes(
     let view = view_param(&name)?;
     let p = Params::parse(&req, &["min_lsn", "as_of"])?;
     reach_position(&st, &p).await?;
-    let state = Sse {
-        view,
-        rx: st.store.subscribe(Some(view)),
-        heartbeat: tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT),
-        last: AsOf::default(),
-        done: false,
-        _guard: metrics::SseGuard::new(),
-    };
-    let stream = futures_util::stream::unfold(state, |mut s| async move {
-        if s.done {
-            return None;
+    Ok(sse_response(&st.store, &[view]))
+}
+
+/// `/views/changes?views=a,b`: several views' change streams over one connection (browsers
+/// allow only six connections per host; the dashboard needs five views).
+pub async fn changes_multi(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let p = Params::parse(&req, &["views", "min_lsn", "as_of"])?;
+    let views = match p.get("views") {
+        None => ViewName::ALL.to_vec(),
+        Some(list) => {
+            let mut vs = Vec::new();
+            for n in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                let v = ViewName::parse(n)
+                    .ok_or_else(|| ApiError::bad("views", format!("no view {n:?}")))?;
+                if !vs.contains(&v) {
+                    vs.push(v);
+                }
+            }
+            if vs.is_empty() {
+                return Err(ApiError::bad("views", "give at least one view"));
+            }
+            vs
         }
-        let bytes = tokio::select! {
-            msg = s.rx.recv() => match msg {
-                Some(Feed::Snapshot { as_of, rows }) => {
-                    s.last = as_of;
-                    let rows: Vec<Value> = rows.iter().map(ViewRow::to_json).collect();
-                    sse_event("snapshot", as_of.time, &json!({"view": s.view.as_str(),
-                        "as_of": as_of.to_json(), "rows": rows}))
-                }
-                Some(Feed::Changes(batch)) => {
-                    s.last = batch.as_of;
-                    let changes: Vec<Value> = batch.changes.iter()
-                        .map(|(r, d)| json!({"op": if *d > 0 { "+" } else { "-" }, "row": r.to_json()}))
-                        .collect();
-                    sse_event("change", batch.as_of.time, &json!({"view": s.view.as_str(),
-                        "as_of": batch.as_of.to_json(), "changes": changes}))
-                }
-                None => {
-                    s.done = true;
-                    metrics::sse_dropped();
-                    sse_event("dropped", s.last.time, &json!({"view": s.view.as_str(),
-                        "as_of": s.last.to_json(),
-                        "error": format!("this stream fell more than {SUBSCRIBER_QUEUE} changes behind and was dropped; reconnect for a fresh snapshot")}))
-                }
-            },
-            _ = s.heartbeat.tick() => Bytes::from_static(b": keep-alive\n\n"),
-        };
-        Some((Ok::<_, std::convert::Infallible>(bytes), s))
-    });
-    Ok(HttpResponse::Ok()
-        .content_type("text/event-stream")
-        .insert_header(("Cache-Control", "no-cache"))
-        .insert_header(("X-Accel-Buffering", "no"))
-        .streaming(stream))
+    };
+    reach_position(&st, &p).await?;
+    Ok(sse_response(&st.store, &views))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/views", web::get().to(list_views))
-        .route("/views/revenue", web::get().to(revenue))
-        .route("/views/top-products", web::get().to(top_products))
-        .route("/views/trending", web::get().to(trending))
-        .route("/views/category-sales", web::get().to(category_sales))
-        .route("/views/fraud-alerts", web::get().to(fraud_alerts))
-        .route("/views/{name}", web::get().to(any_view))
-        .route("/views/{name}/changes", web::get().to(changes))
-        .route("/products/{id}/also-bought", web::get().to(also_bought))
-        .route("/recommendations/{customer_id}", web::get().to(recommendations));
+    use crate::get;
+    get(cfg, "/views", list_views);
+    get(cfg, "/views/revenue", revenue);
+    get(cfg, "/views/top-products", top_products);
+    get(cfg, "/views/trending", trending);
+    get(cfg, "/views/category-sales", category_sales);
+    get(cfg, "/views/fraud-alerts", fraud_alerts);
+    get(cfg, "/views/changes", changes_multi);
+    get(cfg, "/views/{name}", any_view);
+    get(cfg, "/views/{name}/changes", changes);
+    get(cfg, "/products/{id}/also-bought", also_bought);
+    get(cfg, "/recommendations/{customer_id}", recommendations);
 }
