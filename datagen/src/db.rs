@@ -14,17 +14,17 @@ use tokio_postgres::{Client, Config, NoTls};
 pub enum DbError {
     #[error("invalid database URL: {0}")]
     Url(String),
-    #[error("cannot connect to PostgreSQL at {server}: {}", describe(.source))]
+    // The Postgres error is formatted into the message (with its detail) rather than chained
+    // as a source, so `{:#}` does not print it twice.
+    #[error("cannot connect to PostgreSQL at {server}: {}", describe(.error))]
     Connect {
         server: String,
-        #[source]
-        source: tokio_postgres::Error,
+        error: tokio_postgres::Error,
     },
-    #[error("{what}: {}", describe(.source))]
+    #[error("{what}: {}", describe(.error))]
     Sql {
         what: String,
-        #[source]
-        source: tokio_postgres::Error,
+        error: tokio_postgres::Error,
     },
     #[error("{0}")]
     Data(String),
@@ -33,7 +33,7 @@ pub enum DbError {
 impl DbError {
     pub fn sql(what: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> DbError {
         let what = what.into();
-        move |source| DbError::Sql { what, source }
+        move |error| DbError::Sql { what, error }
     }
 }
 
@@ -51,7 +51,14 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
             }
             s
         }
-        None => e.to_string(),
+        // tokio-postgres repeats its cause in `Display`; the cause alone reads better.
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}")
+                .split(": ")
+                .next()
+                .map_or_else(|| cause.to_string(), |head| format!("{head}: {cause}")),
+            None => e.to_string(),
+        },
     }
 }
 
@@ -98,14 +105,19 @@ impl Target {
     }
 
     pub async fn connect(&self) -> Result<Client, DbError> {
-        let (client, conn) = self
-            .config
-            .connect(NoTls)
-            .await
-            .map_err(|source| DbError::Connect {
-                server: self.server(),
-                source,
-            })?;
+        let (client, conn) = self.config.connect(NoTls).await.map_err(|error| {
+            if error.code() == Some(&tokio_postgres::error::SqlState::INVALID_CATALOG_NAME) {
+                DbError::Data(format!(
+                    "database {} does not exist (run `datagen init` to create it)",
+                    self.server()
+                ))
+            } else {
+                DbError::Connect {
+                    server: self.server(),
+                    error,
+                }
+            }
+        })?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("connection closed: {e}");
@@ -139,7 +151,7 @@ pub async fn ensure_database(target: &Target) -> Result<bool, DbError> {
         }
         Err(e) => Err(DbError::Sql {
             what: format!("creating database {name}"),
-            source: e,
+            error: e,
         }),
     }
 }
@@ -155,10 +167,7 @@ pub async fn init(target: &Target, publication: &str) -> Result<(), DbError> {
         tracing::info!("created database {}", target.dbname());
     }
     let mut client = target.connect().await?;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(DbError::sql("begin"))?;
+    let tx = client.transaction().await.map_err(DbError::sql("begin"))?;
     tx.batch_execute(SCHEMA_LOCK)
         .await
         .map_err(DbError::sql("taking the schema lock"))?;
@@ -179,10 +188,7 @@ pub async fn init(target: &Target, publication: &str) -> Result<(), DbError> {
 pub async fn reset(target: &Target, publication: &str) -> Result<(), DbError> {
     ensure_database(target).await?;
     let mut client = target.connect().await?;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(DbError::sql("begin"))?;
+    let tx = client.transaction().await.map_err(DbError::sql("begin"))?;
     tx.batch_execute(SCHEMA_LOCK)
         .await
         .map_err(DbError::sql("taking the schema lock"))?;
@@ -207,10 +213,7 @@ pub async fn clear(target: &Target, activity_only: bool) -> Result<(), DbError> 
     } else {
         &schema::TABLES
     };
-    let tx = client
-        .transaction()
-        .await
-        .map_err(DbError::sql("begin"))?;
+    let tx = client.transaction().await.map_err(DbError::sql("begin"))?;
     tx.batch_execute(&schema::truncate(tables))
         .await
         .map_err(DbError::sql("clearing tables (run `init` first?)"))?;

@@ -139,10 +139,7 @@ pub async fn generate(target: &Target, cfg: &GenerateConfig) -> Result<Generated
     }
     let started = std::time::Instant::now();
     let mut client = target.connect().await?;
-    let tx = client
-        .transaction()
-        .await
-        .map_err(DbError::sql("begin"))?;
+    let tx = client.transaction().await.map_err(DbError::sql("begin"))?;
     // Concurrent generators would pick the same new ids; make them take turns.
     tx.batch_execute("LOCK TABLE categories, products, customers IN SHARE ROW EXCLUSIVE MODE")
         .await

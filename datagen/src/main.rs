@@ -8,7 +8,11 @@ use datagen::generate::{self, GenerateConfig};
 use datagen::simulate::{self, SimConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "datagen", version, about = "Shop schema, fake data and shopper simulator")]
+#[command(
+    name = "datagen",
+    version,
+    about = "Shop schema, fake data and shopper simulator"
+)]
 struct Cli {
     /// PostgreSQL URL of the shop database (created by `init` when missing).
     #[arg(
@@ -92,7 +96,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init { publication } => {
             db::init(&target, &publication).await?;
-            println!("initialised {} (publication {publication})", target.server());
+            println!(
+                "initialised {} (publication {publication})",
+                target.server()
+            );
         }
         Command::Reset { publication } => {
             db::reset(&target, &publication).await?;
@@ -102,7 +109,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             db::clear(&target, activity).await?;
             println!(
                 "cleared {} in {}",
-                if activity { "activity tables" } else { "all tables" },
+                if activity {
+                    "activity tables"
+                } else {
+                    "all tables"
+                },
                 target.server()
             );
         }

@@ -193,10 +193,7 @@ pub fn create_publication(name: &str) -> String {
 
 /// Drops the publication and every table (`reset`).
 pub fn drop_all(publication: &str) -> String {
-    let mut sql = format!(
-        "DROP PUBLICATION IF EXISTS {};\n",
-        quote_ident(publication)
-    );
+    let mut sql = format!("DROP PUBLICATION IF EXISTS {};\n", quote_ident(publication));
     for t in TABLES.iter().rev() {
         sql.push_str(&format!("DROP TABLE IF EXISTS {t} CASCADE;\n"));
     }

@@ -17,7 +17,9 @@
 
 use crate::catalog::{self, ShopRng, Stream};
 use crate::db::{describe, DbError, Target};
-use crate::model::{Action, ClosedOrder, OpenOrder, Shop, ShopState, Step, BACK_OFFICE_PROBABILITY};
+use crate::model::{
+    Action, ClosedOrder, OpenOrder, Shop, ShopState, Step, BACK_OFFICE_PROBABILITY,
+};
 use crate::schema;
 use crate::sql;
 use fake::rand::RngExt;
@@ -111,10 +113,9 @@ pub fn validate(cfg: &SimConfig) -> Result<(), DbError> {
 
 async fn query_rows(client: &Client, table: Table, tail: &str) -> Result<Vec<Row>, DbError> {
     let q = format!("{} {tail}", sql::select_sql(table));
-    let rows = client
-        .query(&q, &[])
-        .await
-        .map_err(DbError::sql(format!("reading {table} (run `datagen init`?)")))?;
+    let rows = client.query(&q, &[]).await.map_err(DbError::sql(format!(
+        "reading {table} (run `datagen init`?)"
+    )))?;
     rows.iter()
         .map(|r| sql::row_from_sql(table, r).map_err(|e| DbError::Data(e.to_string())))
         .collect()
@@ -211,8 +212,8 @@ pub async fn load_state(client: &Client) -> Result<ShopState, DbError> {
         .await
         .map_err(DbError::sql("reading payments"))?
     {
-        if let Row::Payment(p) = sql::row_from_sql(Table::Payments, &r)
-            .map_err(|e| DbError::Data(e.to_string()))?
+        if let Row::Payment(p) =
+            sql::row_from_sql(Table::Payments, &r).map_err(|e| DbError::Data(e.to_string()))?
         {
             payments.insert(p.payment_id, p);
         }
@@ -229,8 +230,8 @@ pub async fn load_state(client: &Client) -> Result<ShopState, DbError> {
         .await
         .map_err(DbError::sql("reading shipments"))?
     {
-        if let Row::Shipment(s) = sql::row_from_sql(Table::Shipments, &r)
-            .map_err(|e| DbError::Data(e.to_string()))?
+        if let Row::Shipment(s) =
+            sql::row_from_sql(Table::Shipments, &r).map_err(|e| DbError::Data(e.to_string()))?
         {
             shipments.insert(s.shipment_id, s);
         }
@@ -244,7 +245,9 @@ pub async fn load_state(client: &Client) -> Result<ShopState, DbError> {
         ) else {
             continue;
         };
-        let last_change = order.order_date.max(s.updated_at.unwrap_or(order.order_date));
+        let last_change = order
+            .order_date
+            .max(s.updated_at.unwrap_or(order.order_date));
         state.open_orders.push(OpenOrder {
             items: items.remove(&order.order_id).unwrap_or_default(),
             // Deterministic stand-in for the fate drawn when the order was placed.
@@ -517,9 +520,7 @@ impl Run {
         }
         let result = writer.apply(&ticket.step.tx).await;
         let _ = ticket.done.send(true);
-        result.map_err(|e| {
-            DbError::Data(format!("{} failed: {e}", ticket.step.action.name()))
-        })?;
+        result.map_err(|e| DbError::Data(format!("{} failed: {e}", ticket.step.action.name())))?;
         if let Ok(mut c) = self.counts.lock() {
             *c.entry(ticket.step.action.name()).or_default() += 1;
         }
@@ -528,7 +529,8 @@ impl Run {
     }
 
     async fn session(&self, index: u64, writer: &mut Writer) -> Result<(), DbError> {
-        let mut rng: ShopRng = catalog::row_rng(self.cfg.seed, Stream::Simulation, index as i64 + 1);
+        let mut rng: ShopRng =
+            catalog::row_rng(self.cfg.seed, Stream::Simulation, index as i64 + 1);
         let customer = {
             let mut shared = self
                 .shared
@@ -546,14 +548,16 @@ impl Run {
                 let end = start + length.as_micros() as i64;
                 let mut now = start;
                 while now <= end.min(to.0) && !self.stopped() {
-                    self.one_round(writer, customer, Micros(now), &mut rng).await?;
+                    self.one_round(writer, customer, Micros(now), &mut rng)
+                        .await?;
                     now += (rng.random_range(THINK_SECS.0..THINK_SECS.1) * 1e6) as i64;
                 }
             }
             None => {
                 let deadline = Instant::now() + length.div_f64(self.cfg.speed);
                 while Instant::now() <= deadline && !self.stopped() {
-                    self.one_round(writer, customer, wall_clock(), &mut rng).await?;
+                    self.one_round(writer, customer, wall_clock(), &mut rng)
+                        .await?;
                     let think = rng.random_range(THINK_SECS.0..THINK_SECS.1) / self.cfg.speed;
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {

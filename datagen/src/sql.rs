@@ -220,13 +220,21 @@ fn chrono_ts(m: Micros) -> Result<chrono::DateTime<chrono::Utc>, Box<dyn Error +
 }
 
 impl ToSql for Val {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         // Each variant checks its own wire type: `accepts` cannot know the variant.
         fn check<T: ToSql>(ty: &Type) -> Result<(), Box<dyn Error + Sync + Send>> {
             if T::accepts(ty) {
                 Ok(())
             } else {
-                Err(format!("cannot bind {} to a {ty} parameter", std::any::type_name::<T>()).into())
+                Err(format!(
+                    "cannot bind {} to a {ty} parameter",
+                    std::any::type_name::<T>()
+                )
+                .into())
             }
         }
         match self {
@@ -443,11 +451,14 @@ impl Reader<'_> {
         columns(self.table).get(self.i).map(|c| c.0).unwrap_or("?")
     }
     fn get<T: for<'b> tokio_postgres::types::FromSql<'b>>(&mut self) -> Result<T, ReadError> {
-        let v = self.row.try_get(self.i).map_err(|source| ReadError::Column {
-            table: self.table,
-            column: self.col(),
-            source,
-        })?;
+        let v = self
+            .row
+            .try_get(self.i)
+            .map_err(|source| ReadError::Column {
+                table: self.table,
+                column: self.col(),
+                source,
+            })?;
         self.i += 1;
         Ok(v)
     }
