@@ -1,0 +1,145 @@
+//! Incremental update cost of each view (SPEC §4): a store of 100k live orders (about 250k
+//! items, 2,000 products in 40 categories, 5,000 customers, one day of order times, windows
+//! 1m/5m/1h), then one order with three items inserted and retracted again, each change a
+//! logical time of its own that the view finishes before the next. One iteration = insert +
+//! retract. Each view is measured with the shared arrangements it reads (`shared` alone is the
+//! baseline), and `all` is the full `views::build`.
+//!
+//! `cargo bench -p benches --bench views`
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use engine::views::shared::Shared;
+use engine::views::testkit::{BuildFn, Db, DbOrder, Facts, Rig};
+use engine::views::{
+    category_sales, fraud_alerts, revenue, top_products, trending, Coll, Inputs, ViewsConfig,
+};
+use std::time::Duration;
+use view_store::ViewRow;
+
+const ORDERS: i64 = 100_000;
+const PRODUCTS: i64 = 2_000;
+const CUSTOMERS: i64 = 5_000;
+const DAY_SECS: i64 = 86_400;
+
+/// xorshift: deterministic data without a dependency.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: i64) -> i64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as i64
+    }
+}
+
+fn store() -> Db {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut db = Db::default();
+    for p in 1..=PRODUCTS {
+        db.product(p, Some(p % 40));
+    }
+    let mut item = 0;
+    for id in 1..=ORDERS {
+        let secs = id * DAY_SECS / ORDERS;
+        db.orders.insert(
+            id,
+            DbOrder::new(
+                secs,
+                1_000 + rng.below(50_000),
+                Some(1 + rng.below(CUSTOMERS)),
+            ),
+        );
+        for _ in 0..1 + rng.below(4) {
+            item += 1;
+            // half the items go to the 100 best sellers
+            let product = if rng.below(2) == 0 {
+                1 + rng.below(100)
+            } else {
+                1 + rng.below(PRODUCTS)
+            };
+            db.item(item, id, product, 1 + rng.below(3), 500 + rng.below(10_000));
+        }
+    }
+    db
+}
+
+/// One new order in the last window, with three items.
+fn one_order(cfg: &ViewsConfig) -> Facts {
+    let mut db = Db::default();
+    let id = ORDERS + 1;
+    db.orders
+        .insert(id, DbOrder::new(DAY_SECS - 30, 12_345, Some(42)));
+    for (k, product) in [7, 150, 1_999].into_iter().enumerate() {
+        db.item(10_000_000 + k as i64, id, product, 2, 999);
+    }
+    db.facts(&cfg.windows)
+}
+
+/// No rows: lets the probe wait for a collection that is not a view.
+fn none<'s, D: Ord + std::fmt::Debug + Clone + 'static>(c: Coll<'s, D>) -> Coll<'s, ViewRow> {
+    c.flat_map(|_| None)
+}
+
+fn shared_only<'s>(i: &Inputs<'s>, _: &ViewsConfig) -> Coll<'s, ViewRow> {
+    let s = Shared::new(i);
+    // probe every shared arrangement
+    none(s.shown_sales).concatenate([
+        none(s.orders.as_collection(|_, _| ())),
+        none(s.windows.as_collection(|_, _| ())),
+        none(s.shown_slots.as_collection(|_, _| ())),
+        none(s.lines.as_collection(|_, _| ())),
+        none(s.categories.as_collection(|_, _| ())),
+        none(s.visible.as_collection(|_, _| ())),
+    ])
+}
+fn revenue_view<'s>(i: &Inputs<'s>, _: &ViewsConfig) -> Coll<'s, ViewRow> {
+    revenue::build(&Shared::new(i))
+}
+fn top_products_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
+    top_products::build(&Shared::new(i), c)
+}
+fn trending_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
+    trending::build(&Shared::new(i), c)
+}
+fn category_sales_view<'s>(i: &Inputs<'s>, _: &ViewsConfig) -> Coll<'s, ViewRow> {
+    category_sales::build(&Shared::new(i))
+}
+fn fraud_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
+    fraud_alerts::build(&i.live_orders, &c.fraud)
+}
+
+fn views(c: &mut Criterion) {
+    let cfg = ViewsConfig::default();
+    let base = store().facts(&cfg.windows);
+    let order = one_order(&cfg);
+    let empty = Facts::default();
+    let cases: [(&str, BuildFn); 7] = [
+        ("shared", shared_only),
+        ("revenue", revenue_view),
+        ("top_products", top_products_view),
+        ("trending", trending_view),
+        ("category_sales", category_sales_view),
+        ("fraud_alerts", fraud_view),
+        ("all", engine::views::build),
+    ];
+    let mut group = c.benchmark_group("views_order_insert_retract_100k");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(5));
+    for (name, build) in cases {
+        let mut rig = Rig::new(&cfg, build);
+        let t0 = std::time::Instant::now();
+        rig.tick(|s| s.apply(&empty, &base));
+        eprintln!("{name}: loaded 100k orders in {:?}", t0.elapsed());
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rig.tick(|s| s.apply(&empty, &order));
+                rig.tick(|s| s.apply(&order, &empty));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, views);
+criterion_main!(benches);
