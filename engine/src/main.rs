@@ -1,12 +1,282 @@
-//! `engine`: runs the platform. With no flags, the embedded default (in-process shopper
-//! simulator → dataflow → HTTP on 127.0.0.1:8080).
+//! `engine`: runs the platform. With no flags, the embedded default: an in-process shopper
+//! simulator (datagen's behaviour model) feeds the dataflow; HTTP and the dashboard on
+//! 127.0.0.1:8080. See `engine --help`.
+
+use anyhow::Context;
+use clap::Parser;
+use engine::cli::{Cli, Command, ReplayArgs, RunArgs};
+use engine::{dump, Engine};
+use sources::{EngineIo, Transaction};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use view_store::status::EngineStatus;
+use view_store::ViewStore;
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
-    tracing::info!("engine skeleton");
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Replay(args)) => replay(args),
+        None => run(cli.run),
+    }
+}
+
+/// `engine replay FILE --dump DIR`.
+fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let dead = match &args.dead_letters {
+        Some(p) => sources::deadletter::DeadLetters::new(Some(p), 1000)
+            .with_context(|| format!("opening dead-letter file {}", p.display()))?,
+        None => sources::deadletter::DeadLetters::in_memory(1000),
+    };
+    let (txs, stats) = sources::file::read_file_with(&args.file, &dead, Default::default())
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let cfg = args.cluster.engine_config(&args.views)?;
+    let engine = Engine::start(cfg)?;
+    let n = txs.len();
+    for tx in txs {
+        engine.submit(tx)?;
+    }
+    let as_of = engine.sync();
+    let counts = dump::write_dump(&engine.store(), &args.dump)?;
+    engine.shutdown()?;
+    eprintln!(
+        "replayed {} transactions ({} dead letters) in {:.2?}; as_of time {} lsn {}",
+        n,
+        stats.dead_letters,
+        started.elapsed(),
+        as_of.time,
+        as_of
+            .lsn
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| "-".into())
+    );
+    for (view, rows) in counts {
+        eprintln!(
+            "  {}/{}.json: {rows} rows",
+            args.dump.display(),
+            view.as_str()
+        );
+    }
     Ok(())
+}
+
+/// The long-running platform: source → engine → store → API and sinks.
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let cfg = args.cluster.engine_config(&args.views)?;
+    let serving = cfg.process_id == 0;
+    let store = ViewStore::new();
+    let status = EngineStatus::new(redact(&args.source));
+    let (source_io, engine_io) = sources::channel(1024);
+    let EngineIo {
+        input,
+        applied,
+        stop,
+    } = engine_io;
+
+    let on_publish: engine::runtime::OnPublish = {
+        let status = status.clone();
+        Arc::new(move |as_of, received_at, positions| {
+            let now = engine::now();
+            if received_at.0 > 0 {
+                let lat = (now.0 - received_at.0).max(0) as u64;
+                api::metrics::observe_visible_latency(Duration::from_micros(lat));
+            }
+            api::metrics::transactions_applied(as_of.time);
+            status.record_applied(*as_of, Some(received_at).filter(|r| r.0 > 0), as_of.time);
+            for p in positions {
+                let _ = applied.send(p.clone());
+            }
+        })
+    };
+    let engine = Engine::start_with(cfg, store.clone(), Some(on_publish))?;
+
+    let api = if serving {
+        let api_cfg = api::ApiConfig {
+            listen: args.listen,
+            api_token: args.api_token.clone(),
+            cors_origins: args.cors_origins.clone(),
+            database_url: args.database_url.clone().or_else(|| {
+                args.source
+                    .starts_with("postgres")
+                    .then(|| args.source.clone())
+            }),
+            ..api::ApiConfig::default()
+        };
+        let handle = api::spawn(api_cfg, store.clone(), status.clone())?;
+        tracing::info!("HTTP API and dashboard on http://{}/", handle.addr);
+        Some(handle)
+    } else {
+        None
+    };
+
+    let sinks = start_sinks(&args, &store)?;
+
+    // The source runs on a thread of its own (parsing included); the pump hands whole
+    // transactions to the engine.
+    let source_thread = if serving {
+        Some(spawn_source(&args, source_io, status.clone())?)
+    } else {
+        None
+    };
+    let submitter = engine.submitter();
+    let status_p = status.clone();
+    let pump = std::thread::Builder::new()
+        .name("pump".into())
+        .spawn(move || {
+            for tx in input.iter() {
+                status_p.add_events(tx.changes.len() as u64);
+                if submitter.submit(tx).is_err() {
+                    break;
+                }
+            }
+        })?;
+
+    wait_for_ctrl_c()?;
+    tracing::info!("shutting down");
+    stop.store(true, Ordering::Relaxed);
+    if let Some(t) = source_thread {
+        let _ = t.join();
+    }
+    let _ = pump.join();
+    for s in sinks {
+        s.shutdown();
+    }
+    if let Some(a) = api {
+        a.stop();
+    }
+    engine.shutdown()
+}
+
+/// A running sink, stopped on shutdown.
+trait Sink {
+    fn shutdown(self: Box<Self>);
+}
+
+fn start_sinks(_args: &RunArgs, _store: &ViewStore) -> anyhow::Result<Vec<Box<dyn Sink>>> {
+    Ok(Vec::new())
+}
+
+fn spawn_source(
+    args: &RunArgs,
+    io: sources::SourceIo,
+    status: EngineStatus,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let source = args.source.clone();
+    let dead = Arc::new(match &args.dead_letters {
+        Some(p) => sources::deadletter::DeadLetters::new(Some(p), 1000)
+            .with_context(|| format!("opening dead-letter file {}", p.display()))?,
+        None => sources::deadletter::DeadLetters::in_memory(1000),
+    });
+    let args = args.clone();
+    let handle = std::thread::Builder::new()
+        .name("source".into())
+        .spawn(move || {
+            status.set_connected(true);
+            let result: anyhow::Result<()> = if source == "embedded" {
+                embedded(&args, io)
+            } else if let Some(path) = source.strip_prefix("file:") {
+                sources::file::FileSource::new(path)
+                    .with_dead_letters(dead)
+                    .run(io)
+                    .map(|stats| tracing::info!(?stats, "file source finished; views stay served"))
+                    .map_err(Into::into)
+            } else if source.starts_with("postgres://") || source.starts_with("postgresql://") {
+                let mut cfg = sources::postgres::PostgresConfig::new(source.clone());
+                cfg.publication = args.publication.clone();
+                cfg.slot = args.slot.clone();
+                sources::postgres::PostgresSource::new(cfg)
+                    .run(io)
+                    .map_err(Into::into)
+            } else {
+                Err(anyhow::anyhow!(
+                "unknown --source {:?}: use embedded, file:PATH, kafka://host:port or postgres://…",
+                redact(&source)
+            ))
+            };
+            if let Err(e) = result {
+                tracing::error!("source failed: {e:#}");
+                status.set_error(format!("{e:#}"));
+            }
+            status.set_connected(false);
+        })?;
+    Ok(handle)
+}
+
+/// The embedded default: datagen's shopper model, in process, at `--embedded-rate` actions/s.
+fn embedded(args: &RunArgs, io: sources::SourceIo) -> anyhow::Result<()> {
+    let mut shop = datagen::model::Shop::new(datagen::model::ShopConfig {
+        seed: args.embedded_seed,
+        categories: 10,
+        products: args.embedded_products.max(1),
+        customers: args.embedded_customers.max(1),
+    });
+    let send = |tx: Transaction| {
+        io.out
+            .send(tx)
+            .map_err(|_| anyhow::anyhow!("engine stopped"))
+    };
+    for tx in shop.initial_load() {
+        send(tx)?;
+    }
+    let period = Duration::from_secs_f64(1.0 / args.embedded_rate.max(0.01));
+    let mut next = Instant::now();
+    while !io.stopping() {
+        let now = engine::now();
+        let mut tx = shop.step(now);
+        tx.received_at = now;
+        send(tx)?;
+        next += period;
+        let wait = next.saturating_duration_since(Instant::now());
+        if wait.is_zero() {
+            // Fell behind (slow machine): don't try to catch up in a burst.
+            next = Instant::now();
+        } else {
+            std::thread::sleep(wait);
+        }
+        while io.applied.try_recv().is_ok() {}
+    }
+    Ok(())
+}
+
+fn wait_for_ctrl_c() -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r,
+                _ = term.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await
+        }
+    })?;
+    Ok(())
+}
+
+/// A source or database URL without its password, for logs and /health.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
 }
