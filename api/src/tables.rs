@@ -205,7 +205,8 @@ impl TableSpec {
 
     pub fn get_sql(&self) -> String {
         format!(
-            "SELECT {} FROM {} WHERE {} = $1",
+            // `$1::int8`: serial keys are int4; the id is bound as i64 (int4 = int8 still uses the index).
+            "SELECT {} FROM {} WHERE {} = $1::int8",
             self.select_list(),
             self.name,
             self.key

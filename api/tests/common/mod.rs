@@ -304,7 +304,11 @@ impl TestDb {
             DB_SEQ.fetch_add(1, Ordering::Relaxed)
         );
         let a = admin().await;
-        a.batch_execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"))
+        // Separate statements: a multi-statement batch runs as one transaction.
+        a.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))
+            .await
+            .unwrap();
+        a.batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap();
         let mut cfg: tokio_postgres::Config = admin_url().parse().unwrap();
