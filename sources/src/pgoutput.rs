@@ -515,7 +515,13 @@ mod tests {
         }
     }
 
-    const ITEM_COLS: [&str; 5] = ["order_item_id", "order_id", "product_id", "quantity", "price"];
+    const ITEM_COLS: [&str; 5] = [
+        "order_item_id",
+        "order_id",
+        "product_id",
+        "quantity",
+        "price",
+    ];
 
     #[test]
     fn begin_commit_and_truncate_decode() {
@@ -537,7 +543,10 @@ mod tests {
         c.extend_from_slice(&30i64.to_be_bytes());
         assert!(matches!(
             decode(&c).unwrap(),
-            Message::Commit { end_lsn: Lsn(20), .. }
+            Message::Commit {
+                end_lsn: Lsn(20),
+                ..
+            }
         ));
         let mut t = vec![b'T'];
         t.extend_from_slice(&1u32.to_be_bytes());
@@ -554,14 +563,24 @@ mod tests {
         d.apply(decode(&t).unwrap(), Lsn(2), &mut out).unwrap();
         assert_eq!(out[0].kind, ChangeKind::Truncate);
         assert_eq!(out[0].table, Table::Carts);
-        assert!(matches!(decode(&c[..5]), Err(DecodeError::Truncated { .. })));
+        assert!(matches!(
+            decode(&c[..5]),
+            Err(DecodeError::Truncated { .. })
+        ));
     }
 
     #[test]
     fn rows_map_by_column_name() {
         let mut d = Decoder::new();
         // Columns in another order than ours, plus one we do not know.
-        let cols = ["price", "extra", "quantity", "order_item_id", "order_id", "product_id"];
+        let cols = [
+            "price",
+            "extra",
+            "quantity",
+            "order_item_id",
+            "order_id",
+            "product_id",
+        ];
         d.apply(
             decode(&relation(5, "order_items", &cols)).unwrap(),
             Lsn(1),
@@ -573,7 +592,14 @@ mod tests {
         ins.push(b'N');
         tuple(
             &mut ins,
-            &[Some("2358.73"), Some("x"), Some("2"), Some("11"), Some("4"), None],
+            &[
+                Some("2358.73"),
+                Some("x"),
+                Some("2"),
+                Some("11"),
+                Some("4"),
+                None,
+            ],
         );
         let mut out = vec![];
         d.apply(decode(&ins).unwrap(), Lsn(100), &mut out).unwrap();
@@ -603,9 +629,15 @@ mod tests {
         let mut up = vec![b'U'];
         up.extend_from_slice(&5u32.to_be_bytes());
         up.push(b'O');
-        tuple(&mut up, &[Some("1"), Some("4"), Some("5"), Some("2"), Some("3.00")]);
+        tuple(
+            &mut up,
+            &[Some("1"), Some("4"), Some("5"), Some("2"), Some("3.00")],
+        );
         up.push(b'N');
-        tuple(&mut up, &[Some("2"), Some("4"), Some("5"), Some("3"), Some("<u>")]);
+        tuple(
+            &mut up,
+            &[Some("2"), Some("4"), Some("5"), Some("3"), Some("<u>")],
+        );
         let mut out = vec![];
         d.apply(decode(&up).unwrap(), Lsn(7), &mut out).unwrap();
         assert_eq!(out.len(), 2);
@@ -634,7 +666,9 @@ mod tests {
         bad.extend_from_slice(&5u32.to_be_bytes());
         bad.push(b'N');
         tuple(&mut bad, &[Some("3"), None, None, Some("1"), Some("NaN")]);
-        let e = d.apply(decode(&bad).unwrap(), Lsn(9), &mut vec![]).unwrap_err();
+        let e = d
+            .apply(decode(&bad).unwrap(), Lsn(9), &mut vec![])
+            .unwrap_err();
         assert!(e.to_string().contains("order_items.price"), "{e}");
         // Unknown relation.
         let mut ins = vec![b'I'];

@@ -527,7 +527,10 @@ impl Runner {
                 self.cfg.slot
             ))
             .await
-            .map_err(repl(format!("creating replication slot {:?}", self.cfg.slot)))?;
+            .map_err(repl(format!(
+                "creating replication slot {:?}",
+                self.cfg.slot
+            )))?;
         let text = |i: usize| -> Option<String> {
             created
                 .first()
@@ -561,10 +564,7 @@ impl Runner {
     async fn read_snapshot(&self, snapshot: &str, point: Lsn) -> Result<bool, PgSourceError> {
         let snap = self.control().await?;
         // The snapshot name comes from the server; it is `XXXXXXXX-XXXXXXXX-N` (hex, digits).
-        if !snapshot
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b'-')
-        {
+        if !snapshot.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
             return Err(self.unusable(format!("unexpected snapshot name {snapshot:?}")));
         }
         snap.batch_execute(&format!(
@@ -786,7 +786,9 @@ impl Runner {
             let ev = match tokio::time::timeout(Duration::from_millis(50), client.recv()).await {
                 Err(_) => continue,
                 Ok(Ok(Some(ev))) => ev,
-                Ok(Ok(None)) => return Ok(SessionEnd::Broken("server ended the stream".into(), None)),
+                Ok(Ok(None)) => {
+                    return Ok(SessionEnd::Broken("server ended the stream".into(), None))
+                }
                 Ok(Err(e)) => return Ok(SessionEnd::Broken(e.to_string(), Some(e))),
             };
             match ev {

@@ -88,10 +88,28 @@ pub fn columns(table: Table) -> &'static [&'static str] {
             "payment_id",
             "shipment_id",
         ],
-        Table::OrderItems => &["order_item_id", "order_id", "product_id", "quantity", "price"],
-        Table::Carts => &["cart_id", "customer_id", "product_id", "quantity", "added_at"],
+        Table::OrderItems => &[
+            "order_item_id",
+            "order_id",
+            "product_id",
+            "quantity",
+            "price",
+        ],
+        Table::Carts => &[
+            "cart_id",
+            "customer_id",
+            "product_id",
+            "quantity",
+            "added_at",
+        ],
         Table::Wishlists => &["wishlist_id", "customer_id", "product_id", "added_at"],
-        Table::ProductViews => &["view_id", "customer_id", "product_id", "category_id", "viewed_at"],
+        Table::ProductViews => &[
+            "view_id",
+            "customer_id",
+            "product_id",
+            "category_id",
+            "viewed_at",
+        ],
     }
 }
 
@@ -110,14 +128,14 @@ trait FromText: Sized {
     fn placeholder() -> Self;
 }
 
-
-
 impl FromText for i64 {
     fn placeholder() -> Self {
         Self::default()
     }
     fn from_text(s: &str) -> Result<Self, String> {
-        s.trim().parse().map_err(|e| format!("not an integer {s:?}: {e}"))
+        s.trim()
+            .parse()
+            .map_err(|e| format!("not an integer {s:?}: {e}"))
     }
 }
 impl FromText for i32 {
@@ -125,7 +143,9 @@ impl FromText for i32 {
         Self::default()
     }
     fn from_text(s: &str) -> Result<Self, String> {
-        s.trim().parse().map_err(|e| format!("not an int4 {s:?}: {e}"))
+        s.trim()
+            .parse()
+            .map_err(|e| format!("not an int4 {s:?}: {e}"))
     }
 }
 impl FromText for bool {
