@@ -1,0 +1,264 @@
+//! Transaction grouping: markers with interleaved topics, END before events, duplicates, late
+//! redeliveries, txId runs, snapshot batches, bounds and flush.
+
+use sources::debezium::parse;
+use sources::group::{GroupConfig, MarkerMode, TxAssembler};
+use sources::*;
+
+fn order_event(order_id: i64, tx: u64, lsn: u64, total_order: Option<u64>) -> String {
+    let block = match total_order {
+        Some(o) => {
+            format!(r#"{{"id":"{tx}:{lsn}","total_order":{o},"data_collection_order":{o}}}"#)
+        }
+        None => "null".into(),
+    };
+    format!(
+        r#"{{"before":null,"after":{{"order_id":{order_id},"order_date":"2024-01-01T00:00:00Z","total_price":"10.00","status":"pending","customer_id":1,"payment_id":null,"shipment_id":null}},"source":{{"table":"orders","txId":{tx},"lsn":{lsn},"snapshot":"false"}},"op":"c","transaction":{block}}}"#
+    )
+}
+
+fn item_event(item_id: i64, tx: u64, lsn: u64, total_order: Option<u64>) -> String {
+    let block = match total_order {
+        Some(o) => {
+            format!(r#"{{"id":"{tx}:{lsn}","total_order":{o},"data_collection_order":{o}}}"#)
+        }
+        None => "null".into(),
+    };
+    format!(
+        r#"{{"before":null,"after":{{"order_item_id":{item_id},"order_id":1,"product_id":2,"quantity":1,"price":"5.00"}},"source":{{"table":"order_items","txId":{tx},"lsn":{lsn}}},"op":"c","transaction":{block}}}"#
+    )
+}
+
+fn begin(tx: u64) -> String {
+    format!(r#"{{"status":"BEGIN","id":"{tx}:1","event_count":null,"data_collections":null}}"#)
+}
+
+fn end(tx: u64, orders: u64, items: u64) -> String {
+    format!(
+        r#"{{"status":"END","id":"{tx}:999","event_count":{},"data_collections":[{{"data_collection":"public.orders","event_count":{orders}}},{{"data_collection":"public.order_items","event_count":{items}}},{{"data_collection":"public.audit_log","event_count":3}}]}}"#,
+        orders + items + 3
+    )
+}
+
+fn p(topic: &str, msg: &str) -> Parsed {
+    parse(Some(topic), Some(msg.as_bytes())).unwrap_or_else(|e| panic!("{msg}: {e}"))
+}
+
+const O: &str = "shop.public.orders";
+const I: &str = "shop.public.order_items";
+const T: &str = "shop.transaction";
+
+fn kafka(topic: &str, offset: i64) -> Position {
+    Position::Kafka(vec![(topic.to_string(), 0, offset + 1)])
+}
+
+fn drain(a: &mut TxAssembler) -> Vec<Transaction> {
+    std::iter::from_fn(|| a.pop()).collect()
+}
+
+fn keys(t: &Transaction) -> Vec<(Table, i64)> {
+    t.changes
+        .iter()
+        .map(|c| (c.table, c.key().unwrap()))
+        .collect()
+}
+
+#[test]
+fn markers_interleaved_topics_release_complete_transactions_in_order() {
+    let mut a = TxAssembler::new(GroupConfig {
+        markers: MarkerMode::On,
+        ..GroupConfig::default()
+    });
+    let msgs = [
+        (T, begin(10), 0),
+        (T, begin(11), 1), // never happens in Postgres order, but tests independence
+        (I, item_event(100, 10, 50, Some(2)), 0),
+        (O, order_event(1, 11, 60, Some(1)), 0),
+        (T, end(10, 1, 1), 2),
+        (T, end(11, 1, 0), 3),
+    ];
+    for (topic, m, off) in &msgs[..5] {
+        a.push(p(topic, m), kafka(topic, *off));
+    }
+    assert!(drain(&mut a).is_empty(), "tx 10 still misses its order");
+    a.push(p(O, &order_event(2, 10, 49, Some(1))), kafka(O, 1));
+    let out = drain(&mut a);
+    assert_eq!(out.len(), 1);
+    // Sorted by total_order, not arrival.
+    assert_eq!(
+        keys(&out[0]),
+        vec![(Table::Orders, 2), (Table::OrderItems, 100)]
+    );
+    assert_eq!(out[0].tx_id, Some(10));
+    assert_eq!(
+        out[0].lsn,
+        Some(Lsn(999)),
+        "END marker's LSN is the highest"
+    );
+    let Position::Kafka(pos) = &out[0].position else {
+        panic!()
+    };
+    assert!(pos.contains(&(T.to_string(), 0, 3)));
+    assert!(pos.contains(&(O.to_string(), 0, 2)));
+    assert!(pos.contains(&(I.to_string(), 0, 1)));
+    let (t, m, off) = &msgs[5];
+    a.push(p(t, m), kafka(t, *off));
+    let out = drain(&mut a);
+    assert_eq!(out.len(), 1);
+    assert_eq!(keys(&out[0]), vec![(Table::Orders, 1)]);
+    assert_eq!(a.buffered_events(), 0);
+}
+
+#[test]
+fn end_before_events_and_duplicates() {
+    let mut a = TxAssembler::default(); // Auto: switches on at the first marker
+    a.push(p(T, &begin(20)), Position::None);
+    a.push(p(T, &end(20, 2, 0)), Position::None);
+    assert!(drain(&mut a).is_empty());
+    a.push(p(O, &order_event(1, 20, 5, Some(1))), Position::None);
+    a.push(p(O, &order_event(1, 20, 5, Some(1))), Position::None); // redelivered duplicate
+    assert!(
+        drain(&mut a).is_empty(),
+        "a duplicate does not complete the transaction"
+    );
+    a.push(p(O, &order_event(2, 20, 6, Some(2))), Position::None);
+    let out = drain(&mut a);
+    assert_eq!(out.len(), 1);
+    assert_eq!(keys(&out[0]), vec![(Table::Orders, 1), (Table::Orders, 2)]);
+    assert_eq!(a.stats().duplicates_dropped, 1);
+    // A late redelivery of a released transaction goes out alone.
+    a.push(p(O, &order_event(2, 20, 6, Some(2))), Position::None);
+    let out = drain(&mut a);
+    assert_eq!(out.len(), 1);
+    assert_eq!(keys(&out[0]), vec![(Table::Orders, 2)]);
+    assert_eq!(a.stats().late_events, 1);
+}
+
+#[test]
+fn later_complete_transactions_wait_for_earlier_ones() {
+    let mut a = TxAssembler::new(GroupConfig {
+        markers: MarkerMode::On,
+        ..GroupConfig::default()
+    });
+    a.push(p(T, &begin(1)), Position::None);
+    a.push(p(T, &end(1, 1, 0)), Position::None);
+    a.push(p(T, &begin(2)), Position::None);
+    a.push(p(T, &end(2, 1, 0)), Position::None);
+    a.push(p(O, &order_event(20, 2, 20, Some(1))), Position::None);
+    assert!(drain(&mut a).is_empty(), "commit order: tx 1 first");
+    a.push(p(O, &order_event(10, 1, 10, Some(1))), Position::None);
+    let out = drain(&mut a);
+    assert_eq!(
+        out.iter().map(|t| t.tx_id).collect::<Vec<_>>(),
+        vec![Some(1), Some(2)]
+    );
+}
+
+#[test]
+fn stalled_transaction_is_forced_out_by_the_bound() {
+    let mut a = TxAssembler::new(GroupConfig {
+        markers: MarkerMode::On,
+        max_open_txns: 3,
+        ..GroupConfig::default()
+    });
+    // tx 1's event was dead-lettered: it never arrives.
+    a.push(p(T, &begin(1)), Position::None);
+    a.push(p(T, &end(1, 1, 0)), Position::None);
+    for tx in 2..=4 {
+        a.push(p(T, &begin(tx)), Position::None);
+        a.push(
+            p(O, &order_event(tx as i64, tx, tx, Some(1))),
+            Position::None,
+        );
+        a.push(p(T, &end(tx, 1, 0)), Position::None);
+    }
+    let out = drain(&mut a);
+    assert_eq!(
+        out.iter().map(|t| t.tx_id).collect::<Vec<_>>(),
+        vec![Some(1), Some(2), Some(3), Some(4)]
+    );
+    assert!(out[0].changes.is_empty());
+    assert_eq!(a.stats().forced_incomplete, 1);
+}
+
+#[test]
+fn txid_runs_without_markers() {
+    let mut a = TxAssembler::default();
+    let events = [
+        order_event(1, 7, 1, None),
+        item_event(1, 7, 2, None),
+        item_event(2, 7, 3, None),
+        order_event(2, 8, 4, None),
+        order_event(3, 9, 5, None),
+    ];
+    for (i, e) in events.iter().enumerate() {
+        a.push(p(O, e), Position::FileLine(i as u64 + 1));
+    }
+    let out = drain(&mut a);
+    assert_eq!(out.len(), 2, "tx 9 is still open");
+    assert_eq!(out[0].changes.len(), 3);
+    assert_eq!(out[0].tx_id, Some(7));
+    assert_eq!(out[0].lsn, Some(Lsn(3)), "max event LSN without commit LSN");
+    assert_eq!(out[0].position, Position::FileLine(3));
+    assert_eq!(out[1].tx_id, Some(8));
+    a.idle();
+    let out = drain(&mut a);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].tx_id, Some(9));
+    // Events without a txId are transactions of their own.
+    let no_tx = order_event(4, 1, 6, None).replace(r#""txId":1,"#, "");
+    a.push(p(O, &no_tx), Position::None);
+    a.push(p(O, &no_tx), Position::None);
+    assert_eq!(drain(&mut a).len(), 2);
+}
+
+#[test]
+fn snapshot_reads_are_batched() {
+    let mut a = TxAssembler::new(GroupConfig {
+        snapshot_batch: 4,
+        ..GroupConfig::default()
+    });
+    for i in 0..10 {
+        let e = order_event(i, 3, 100, None)
+            .replace(r#""snapshot":"false""#, r#""snapshot":"true""#)
+            .replace(r#""op":"c""#, r#""op":"r""#);
+        a.push(p(O, &e), Position::None);
+    }
+    a.flush();
+    let sizes: Vec<usize> = drain(&mut a).iter().map(|t| t.changes.len()).collect();
+    assert_eq!(sizes, vec![4, 4, 2]);
+}
+
+#[test]
+fn flush_releases_incomplete_and_markerless_pending() {
+    let mut a = TxAssembler::new(GroupConfig {
+        markers: MarkerMode::On,
+        ..GroupConfig::default()
+    });
+    a.push(p(O, &order_event(1, 5, 1, Some(1))), Position::FileLine(1));
+    a.push(p(T, &begin(6)), Position::FileLine(2));
+    a.push(p(O, &order_event(2, 6, 2, Some(1))), Position::FileLine(3));
+    a.push(Parsed::Tombstone, Position::FileLine(4));
+    assert!(drain(&mut a).is_empty());
+    a.flush();
+    let out = drain(&mut a);
+    assert_eq!(
+        out.iter().map(|t| t.tx_id).collect::<Vec<_>>(),
+        vec![Some(6), Some(5)]
+    );
+    assert_eq!(a.stats().forced_incomplete, 2);
+    // The tombstone belonged to no transaction: its position rides on the next one released.
+    assert_eq!(out[0].position, Position::FileLine(4));
+}
+
+#[test]
+fn marker_mode_off_ignores_markers() {
+    let mut a = TxAssembler::new(GroupConfig {
+        markers: MarkerMode::Off,
+        ..GroupConfig::default()
+    });
+    a.push(p(T, &begin(1)), Position::None);
+    a.push(p(O, &order_event(1, 1, 1, Some(1))), Position::None);
+    a.push(p(O, &order_event(2, 2, 2, Some(1))), Position::None);
+    assert_eq!(drain(&mut a).len(), 1);
+}
