@@ -435,7 +435,7 @@ fn changes(shared: &Shared, as_of: AsOf, changes: &[(ViewRow, i64)], events: &mu
     let a = as_of.to_json();
     let mut open = lock(&shared.open);
     for (key, rows) in per_key {
-        let inserted = rows.iter().filter(|(_, d)| *d > 0).map(|(r, _)| *r).last();
+        let inserted = rows.iter().rev().find(|(_, d)| *d > 0).map(|(r, _)| *r);
         let retracted = rows.iter().any(|(_, d)| *d < 0);
         if let Some(row) = inserted {
             let v = row.to_json();
@@ -460,7 +460,7 @@ enum Next {
     Exit,
 }
 
-async fn next_event(shared: &Shared, ep: &Endpoint) -> Next {
+async fn next_event(ep: &Endpoint) -> Next {
     loop {
         let wait_until = {
             let mut q = lock(&ep.queue);
@@ -483,7 +483,6 @@ async fn next_event(shared: &Shared, ep: &Endpoint) -> Next {
                 t => t,
             }
         };
-        let _ = shared;
         match wait_until {
             Some(t) => {
                 let _ = tokio::time::timeout_at(t.into(), ep.wake.notified()).await;
@@ -496,7 +495,7 @@ async fn next_event(shared: &Shared, ep: &Endpoint) -> Next {
 async fn deliver_loop(shared: Arc<Shared>, ep: Arc<Endpoint>) {
     let mut bucket = TokenBucket::new(shared.cfg.rate_per_sec, shared.cfg.burst);
     loop {
-        let ev = match next_event(&shared, &ep).await {
+        let ev = match next_event(&ep).await {
             Next::Exit => return,
             Next::Event(e) => e,
             Next::Reconcile { appear } => {
