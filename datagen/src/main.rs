@@ -166,10 +166,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             simulate::validate(&cfg)?;
             let r = simulate::simulate(&target, &cfg).await?;
             println!(
-                "simulated {} actions in {:.2}s ({:.0}/s)",
+                "simulated {} actions in {:.2}s ({:.0}/s after loading state in {:.2}s)",
                 r.total,
                 r.elapsed.as_secs_f64(),
-                r.per_second()
+                r.per_second(),
+                r.load_elapsed.as_secs_f64()
             );
             for (name, n) in &r.actions {
                 println!("  {name:<17} {n}");

@@ -1047,6 +1047,12 @@ mod tests {
     }
 
     #[test]
+    fn shop_can_move_to_a_source_thread() {
+        fn is_send<T: Send + 'static>() {}
+        is_send::<Shop>();
+    }
+
+    #[test]
     fn shopper_weights_are_respected() {
         let mut shop = Shop::new(ShopConfig::default());
         let mut n = BTreeMap::new();
