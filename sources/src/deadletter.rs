@@ -60,7 +60,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ),
         &["reason"],
     )
-    .unwrap_or_else(|e| unreachable_metric(e));
+    .unwrap_or_else(unreachable_metric);
     let ingested_vec = IntCounterVec::new(
         Opts::new(
             "shopstream_events_ingested_total",
@@ -68,7 +68,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ),
         &["table"],
     )
-    .unwrap_or_else(|e| unreachable_metric(e));
+    .unwrap_or_else(unreachable_metric);
     for c in [&dead, &ingested_vec] {
         if let Err(e) = prometheus::register(Box::new(c.clone())) {
             tracing::warn!(error = %e, "dead-letter metrics not registered");

@@ -235,7 +235,7 @@ fn read_lines(
                 return Ok(());
             }
         }
-        if line_no % 1024 == 0 && stopping() {
+        if line_no.is_multiple_of(1024) && stopping() {
             return Ok(());
         }
     }

@@ -370,7 +370,7 @@ impl TxAssembler {
             }
         }
         if p.b.tx_id.is_none() {
-            p.b.tx_id = e.tx_id.or_else(|| match &key {
+            p.b.tx_id = e.tx_id.or(match &key {
                 TxKey::Xid(x) => Some(*x),
                 TxKey::Id(_) => None,
             });
