@@ -112,13 +112,11 @@ fn fraud_alerts_same_under_any_batching() {
 }
 
 #[test]
-#[ignore = "also_bought is not implemented by the engine yet (no views/also_bought.rs)"]
 fn also_bought_same_under_any_batching() {
     check(ViewName::AlsoBought);
 }
 
 #[test]
-#[ignore = "recommendations are not implemented by the engine yet (no views/recommendations.rs)"]
 fn recommendations_same_under_any_batching() {
     check(ViewName::Recommendations);
 }

@@ -513,7 +513,12 @@ impl Sim {
 
     /// One order with 1..4 items, a payment and a shipment; the customer's cart is emptied.
     /// Sometimes the items arrive in a transaction before the order's.
-    fn place_order(&mut self, customer: Option<Option<i64>>, at: Option<i64>, total: Option<Money>) {
+    fn place_order(
+        &mut self,
+        customer: Option<Option<i64>>,
+        at: Option<i64>,
+        total: Option<Money>,
+    ) {
         let customer_id = match customer {
             Some(c) => c,
             None => self.some_customer(),
@@ -1048,7 +1053,9 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, stream(8, &cfg));
         let changes: Vec<&Change> = a.iter().flat_map(|t| &t.changes).collect();
-        assert!(changes.iter().any(|c| matches!(c.kind, ChangeKind::Delete { .. })));
+        assert!(changes
+            .iter()
+            .any(|c| matches!(c.kind, ChangeKind::Delete { .. })));
         assert!(changes.iter().any(|c| c.op == Op::Update));
     }
 }

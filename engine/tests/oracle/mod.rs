@@ -484,7 +484,12 @@ pub fn compute(
     );
     out.insert(
         ViewName::TrendingProducts,
-        wrap(trending(&f, cfg).into_iter().map(ViewRow::Trending).collect()),
+        wrap(
+            trending(&f, cfg)
+                .into_iter()
+                .map(ViewRow::Trending)
+                .collect(),
+        ),
     );
     out.insert(
         ViewName::CategorySales,
@@ -835,7 +840,10 @@ pub fn fraud_alerts(f: &Facts, cfg: &ViewsConfig) -> Vec<FraudAlertRow> {
     for (&c, orders) in &by_customer {
         let mut by_total: BTreeMap<Money, Vec<Micros>> = BTreeMap::new();
         for o in orders {
-            by_total.entry(o.total_price).or_default().push(o.order_date);
+            by_total
+                .entry(o.total_price)
+                .or_default()
+                .push(o.order_date);
         }
         for (total, times) in by_total {
             if let Some((n, start)) = max_in_closed_interval(&times, fc.repeated_interval) {

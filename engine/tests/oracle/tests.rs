@@ -26,7 +26,10 @@ fn upsert_un(lsn: u64, row: Row, cols: &[usize]) -> Change {
         table: row.table(),
         op: Op::Update,
         lsn: Some(Lsn(lsn)),
-        kind: ChangeKind::Upsert { row, unavailable: un },
+        kind: ChangeKind::Upsert {
+            row,
+            unavailable: un,
+        },
     }
 }
 
@@ -490,7 +493,10 @@ fn fraud_by_hand() {
     add(6_000 * S, 1_000_000_001, None, P);
     // Customer 1: six orders in [0, 60 s): 0,10,20,30,40 s and 59.999999 s -> frequent (6 in
     // window 0) and burst: [t-60 s, t] for t = 59.999999 s holds all 6, start = -1 µs.
-    for (i, at) in [0, 10 * S, 20 * S, 30 * S, 40 * S, 60 * S - 1].into_iter().enumerate() {
+    for (i, at) in [0, 10 * S, 20 * S, 30 * S, 40 * S, 60 * S - 1]
+        .into_iter()
+        .enumerate()
+    {
         add(at, 100 + i as i64, Some(1), P);
     }
     // ...plus a cancelled one in the same window (does not count).
@@ -529,8 +535,22 @@ fn fraud_by_hand() {
     let mut got = fraud_alerts(&Facts::new(&db, None), &c);
     got.sort();
     let mut expect = vec![
-        fa(Rule::HighValue, Some(20), Some(2), 5_000 * S, 1, Some(1_000_000_001)),
-        fa(Rule::HighValue, None, Some(4), 6_000 * S, 1, Some(1_000_000_001)),
+        fa(
+            Rule::HighValue,
+            Some(20),
+            Some(2),
+            5_000 * S,
+            1,
+            Some(1_000_000_001),
+        ),
+        fa(
+            Rule::HighValue,
+            None,
+            Some(4),
+            6_000 * S,
+            1,
+            Some(1_000_000_001),
+        ),
         fa(Rule::FrequentOrders, Some(1), None, 0, 6, None),
         fa(Rule::OrderBurst, Some(1), None, -1, 6, None),
         fa(Rule::OrderBurst, Some(3), None, 30 * S, 6, None),
