@@ -8,10 +8,7 @@ use serde_json::{json, Value};
 pub enum ApiError {
     /// A query or path parameter is malformed or out of range (400).
     #[error("{message}")]
-    BadParam {
-        parameter: String,
-        message: String,
-    },
+    BadParam { parameter: String, message: String },
     #[error("{0}")]
     NotFound(String),
     #[error("missing or wrong bearer token")]

@@ -475,7 +475,9 @@ async fn health(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpRespons
             let t0 = Instant::now();
             let probe = async {
                 let c = pool.get().await.map_err(|e| e.to_string())?;
-                c.simple_query("SELECT 1").await.map_err(|e| e.to_string())?;
+                c.simple_query("SELECT 1")
+                    .await
+                    .map_err(|e| e.to_string())?;
                 Ok::<_, String>(())
             };
             let res = match tokio::time::timeout(Duration::from_secs(2), probe).await {

@@ -173,9 +173,7 @@ pub fn init() {
 pub(crate) fn render(store: &ViewStore, status: &EngineStatus) -> Result<String, String> {
     init();
     for (view, n) in store.sizes() {
-        VIEW_ROWS
-            .with_label_values(&[view.as_str()])
-            .set(n as i64);
+        VIEW_ROWS.with_label_values(&[view.as_str()]).set(n as i64);
     }
     let as_of = store.as_of();
     let snap = status.snapshot();

@@ -26,7 +26,10 @@ impl Params {
                 } else {
                     format!("accepted: {}", allowed.join(", "))
                 };
-                return Err(ApiError::bad(k, format!("unknown parameter {k:?} ({hint})")));
+                return Err(ApiError::bad(
+                    k,
+                    format!("unknown parameter {k:?} ({hint})"),
+                ));
             }
             if pairs[..i].iter().any(|(k2, _)| k2 == k) {
                 return Err(ApiError::bad(k, format!("parameter {k:?} given twice")));
@@ -63,9 +66,7 @@ impl Params {
 
     /// An optional id (any i64).
     pub fn opt_id(&self, name: &str) -> Result<Option<i64>, ApiError> {
-        self.get(name)
-            .map(|v| parse_id(name, v))
-            .transpose()
+        self.get(name).map(|v| parse_id(name, v)).transpose()
     }
 
     pub fn window(&self, name: &str) -> Result<Option<Window>, ApiError> {

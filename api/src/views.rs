@@ -149,7 +149,10 @@ fn time_param(p: &Params, name: &str) -> Result<Option<Micros>, ApiError> {
     p.get(name)
         .map(|v| {
             Micros::parse_iso(v).map_err(|e| {
-                ApiError::bad(name, format!("{e}; expected ISO-8601 like 2026-11-25T10:00:00Z"))
+                ApiError::bad(
+                    name,
+                    format!("{e}; expected ISO-8601 like 2026-11-25T10:00:00Z"),
+                )
             })
         })
         .transpose()
@@ -219,14 +222,12 @@ fn category_param(p: &Params) -> Result<Option<Option<i64>>, ApiError> {
     match p.get("category") {
         None => Ok(None),
         Some("global") => Ok(Some(None)),
-        Some(v) => parse_id("category", v)
-            .map(|c| Some(Some(c)))
-            .map_err(|_| {
-                ApiError::bad(
-                    "category",
-                    format!("category must be a category id or \"global\", got {v:?}"),
-                )
-            }),
+        Some(v) => parse_id("category", v).map(|c| Some(Some(c))).map_err(|_| {
+            ApiError::bad(
+                "category",
+                format!("category must be a category id or \"global\", got {v:?}"),
+            )
+        }),
     }
 }
 
@@ -320,7 +321,8 @@ pub async fn fraud_alerts(
             |_| true,
             |r| match r {
                 ViewRow::FraudAlert(r) => {
-                    rule.is_none_or(|x| r.rule == x) && customer.is_none_or(|c| r.customer_id == Some(c))
+                    rule.is_none_or(|x| r.rule == x)
+                        && customer.is_none_or(|c| r.customer_id == Some(c))
                 }
                 _ => false,
             },
@@ -429,7 +431,10 @@ pub fn view_path(v: ViewName) -> &'static str {
 }
 
 /// `/views`: every view with its size.
-pub async fn list_views(req: HttpRequest, st: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list_views(
+    req: HttpRequest,
+    st: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     Params::parse(&req, &[])?;
     let as_of = st.store.as_of();
     let views: Vec<Value> = st

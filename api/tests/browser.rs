@@ -265,11 +265,7 @@ fn dashboard_renders_live_numbers_in_chromium() {
     };
 
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
-    let png = b.call(
-        Some(&s),
-        "Page.captureScreenshot",
-        json!({"format": "png"}),
-    );
+    let png = b.call(Some(&s), "Page.captureScreenshot", json!({"format": "png"}));
     use base64::Engine;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(png["data"].as_str().unwrap())
@@ -296,6 +292,9 @@ fn dashboard_renders_live_numbers_in_chromium() {
     assert!(source.contains("test feed"), "{source}");
     assert_eq!(conn, "live");
     assert!(feed.contains("high value order"), "{feed}");
-    assert!(reco.contains("#110") && !reco.contains("#111"), "k=10: {reco}");
+    assert!(
+        reco.contains("#110") && !reco.contains("#111"),
+        "k=10: {reco}"
+    );
     eprintln!("dashboard screenshot: {}", shot.display());
 }

@@ -135,8 +135,17 @@ async fn health_and_tables_report_an_unreachable_database() {
     t.status.set_connected(true);
     let (c, v) = t.get("/health").await;
     assert_eq!(c, 503, "{v}");
-    assert!(v["reasons"][0].as_str().unwrap().contains("database unreachable"), "{v}");
-    assert!(!v.to_string().contains("hunter2"), "no secrets in health output");
+    assert!(
+        v["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("database unreachable"),
+        "{v}"
+    );
+    assert!(
+        !v.to_string().contains("hunter2"),
+        "no secrets in health output"
+    );
     let (c, v) = t.get("/customers").await;
     assert_eq!(c, 502, "{v}");
     assert!(!v.to_string().contains("hunter2"));

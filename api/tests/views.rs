@@ -28,7 +28,12 @@ async fn view_endpoints_answer_with_as_of_and_filters() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|x| (x["name"].as_str().unwrap().to_string(), x["rows"].as_u64().unwrap()))
+        .map(|x| {
+            (
+                x["name"].as_str().unwrap().to_string(),
+                x["rows"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(sizes.len(), 7);
     assert!(sizes.contains(&("revenue".into(), 3)));
@@ -63,11 +68,15 @@ async fn view_endpoints_answer_with_as_of_and_filters() {
         .await;
     let r = rows_of(&v);
     assert_eq!(r.len(), 2);
-    assert!(r.iter().all(|x| x["category_id"] == 3 && x["metric"] == "revenue" && x["window"] == "all"));
+    assert!(r
+        .iter()
+        .all(|x| x["category_id"] == 3 && x["metric"] == "revenue" && x["window"] == "all"));
     assert_eq!(r[0]["rank"], 1);
     assert_eq!(r[0]["product_id"], 11);
     assert_eq!(r[0]["revenue"], "3000000.00");
-    let (_, v) = t.get("/views/top-products?window=all&category=global").await;
+    let (_, v) = t
+        .get("/views/top-products?window=all&category=global")
+        .await;
     assert_eq!(rows_of(&v).len(), 4);
     assert!(rows_of(&v).iter().all(|x| x["category_id"].is_null()));
     let (_, v) = t.get("/views/top-products?window=1m&metric=quantity").await;
@@ -108,7 +117,10 @@ async fn view_endpoints_answer_with_as_of_and_filters() {
     assert_eq!(v["view"], "recommendations");
     let r = rows_of(&v);
     assert_eq!(r.len(), 10, "k defaults to 10");
-    assert_eq!(r[0], json!({"customer_id": 7, "rank": 1, "product_id": 101, "score": 29}));
+    assert_eq!(
+        r[0],
+        json!({"customer_id": 7, "rank": 1, "product_id": 101, "score": 29})
+    );
     let (_, v) = t.get("/recommendations/7?k=3").await;
     assert_eq!(rows_of(&v).len(), 3);
     let (_, v) = t.get("/recommendations/8?k=10").await;
@@ -158,7 +170,12 @@ async fn bad_parameters_get_400_with_the_parameter() {
 #[tokio::test]
 async fn unknown_routes_get_404_json() {
     let t = TestApi::start(ApiConfig::default());
-    for path in ["/nope", "/views/nope", "/views/nope/changes", "/api/v2/orders"] {
+    for path in [
+        "/nope",
+        "/views/nope",
+        "/views/nope/changes",
+        "/api/v2/orders",
+    ] {
         let (c, v) = t.get(path).await;
         assert_eq!(c, 404, "{path}");
         assert!(v["error"].is_string(), "{path}: {v}");
@@ -172,7 +189,12 @@ async fn unknown_routes_get_404_json() {
 #[tokio::test]
 async fn tables_answer_503_without_a_database() {
     let t = TestApi::start(ApiConfig::default());
-    for path in ["/customers", "/orders/1", "/order", "/product_views?limit=5"] {
+    for path in [
+        "/customers",
+        "/orders/1",
+        "/order",
+        "/product_views?limit=5",
+    ] {
         let (c, v) = t.get(path).await;
         assert_eq!(c, 503, "{path}");
         assert!(v["error"].as_str().unwrap().contains("database"), "{v}");
@@ -222,7 +244,10 @@ async fn min_lsn_waits_for_the_store_or_times_out_with_504() {
     assert_eq!(c, 200, "{v}");
     assert_eq!(v["as_of"]["lsn"], "0/200");
     assert_eq!(v["as_of"]["time"], 3);
-    assert!(rows_of(&v).iter().any(|r| r["order_id"] == 555), "read your write");
+    assert!(
+        rows_of(&v).iter().any(|r| r["order_id"] == 555),
+        "read your write"
+    );
 
     // Integer LSNs and the as_of alias work too.
     let (c, _) = t.get("/views/revenue?as_of=512").await;
@@ -237,7 +262,10 @@ async fn min_lsn_waits_for_the_store_or_times_out_with_504() {
     let (c, v) = t2.get("/recommendations/7?min_lsn=16/B374D848").await;
     assert_eq!(c, 504, "{v}");
     let msg = v["error"].as_str().unwrap();
-    assert!(msg.contains("16/B374D848") && msg.contains("0/100"), "{msg}");
+    assert!(
+        msg.contains("16/B374D848") && msg.contains("0/100"),
+        "{msg}"
+    );
     assert_eq!(v["as_of"]["time"], 1);
 }
 
@@ -253,7 +281,13 @@ fn churn(store: &ViewStore, from: u64, n: u64) {
             if let ViewRow::Revenue(r) = &last {
                 changes.push((last.clone(), -1));
                 changes.push((
-                    revenue(w1, r.window_start.unwrap().0, r.order_count + 1, r.revenue.0 + 1000, r.prev_revenue.0),
+                    revenue(
+                        w1,
+                        r.window_start.unwrap().0,
+                        r.order_count + 1,
+                        r.revenue.0 + 1000,
+                        r.prev_revenue.0,
+                    ),
                     1,
                 ));
             }
@@ -294,11 +328,8 @@ async fn sse_snapshot_then_every_change_in_order_for_many_subscribers() {
     for _ in 0..8 {
         readers.push(SseReader::open(&t.http, &t.url("/views/revenue/changes")).await);
     }
-    let mut multi = SseReader::open(
-        &t.http,
-        &t.url("/views/changes?views=revenue,fraud_alerts"),
-    )
-    .await;
+    let mut multi =
+        SseReader::open(&t.http, &t.url("/views/changes?views=revenue,fraud_alerts")).await;
 
     // Snapshots first.
     let mut snaps = Vec::new();
@@ -311,7 +342,9 @@ async fn sse_snapshot_then_every_change_in_order_for_many_subscribers() {
     }
 
     let store = t.store.clone();
-    std::thread::spawn(move || churn(&store, 2, 60)).join().unwrap();
+    std::thread::spawn(move || churn(&store, 2, 60))
+        .join()
+        .unwrap();
     let (final_as_of, final_rows) = t.store.snapshot(ViewName::Revenue);
     assert_eq!(final_as_of.time, 61);
     let want: BTreeSet<String> = final_rows.iter().map(|r| r.to_json().to_string()).collect();
@@ -330,7 +363,11 @@ async fn sse_snapshot_then_every_change_in_order_for_many_subscribers() {
             changes.extend(e.data["changes"].as_array().unwrap().iter().cloned());
             expect_time += 1;
         }
-        assert_eq!(replay(snap, &changes), want, "snapshot + changes = the view after");
+        assert_eq!(
+            replay(snap, &changes),
+            want,
+            "snapshot + changes = the view after"
+        );
     }
     // And it matches what a plain read answers.
     let (_, v) = t.get("/views/revenue").await;
@@ -344,7 +381,10 @@ async fn sse_snapshot_then_every_change_in_order_for_many_subscribers() {
         assert_eq!(e.event, "snapshot");
         seen_snap.insert(e.data["view"].as_str().unwrap().to_string());
     }
-    assert_eq!(seen_snap, BTreeSet::from(["fraud_alerts".into(), "revenue".into()]));
+    assert_eq!(
+        seen_snap,
+        BTreeSet::from(["fraud_alerts".into(), "revenue".into()])
+    );
     let e = multi.next().await.unwrap();
     assert_eq!(e.event, "change");
     assert_eq!(e.data["as_of"]["time"], 2);
@@ -364,7 +404,16 @@ async fn a_slow_sse_subscriber_is_dropped_with_a_final_event() {
         for time in 1..=4000u64 {
             let next: Vec<ViewRow> = (0..40)
                 .map(|i| {
-                    top(Window::All, None, Some(i), Metric::Quantity, 1, time as i64, time as i64, 1)
+                    top(
+                        Window::All,
+                        None,
+                        Some(i),
+                        Metric::Quantity,
+                        1,
+                        time as i64,
+                        time as i64,
+                        1,
+                    )
                 })
                 .collect();
             let mut changes: Vec<(ViewRow, i64)> = prev.drain(..).map(|r| (r, -1)).collect();
@@ -378,11 +427,17 @@ async fn a_slow_sse_subscriber_is_dropped_with_a_final_event() {
     })
     .join()
     .unwrap();
-    assert!(t.store.dropped_subscribers() >= 1, "the store dropped the subscriber");
+    assert!(
+        t.store.dropped_subscribers() >= 1,
+        "the store dropped the subscriber"
+    );
     // The client then reads what was queued, in order, and finally `dropped`.
     let mut last_time = 0;
     loop {
-        let e = r.next().await.expect("a final dropped event before the end");
+        let e = r
+            .next()
+            .await
+            .expect("a final dropped event before the end");
         if e.event == "dropped" {
             assert!(e.data["error"].as_str().unwrap().contains("reconnect"));
             assert_eq!(e.data["as_of"]["time"], last_time);
@@ -458,14 +513,39 @@ async fn info_health_metrics_openapi_docs() {
     assert_eq!(spec["openapi"], "3.0.3");
     let paths = spec["paths"].as_object().unwrap();
     let mut expected = vec![
-        "/", "/info", "/health", "/metrics", "/openapi.json", "/docs", "/views", "/views/revenue",
-        "/views/top-products", "/views/trending", "/views/category-sales", "/views/fraud-alerts",
-        "/views/{name}", "/views/{name}/changes", "/views/changes", "/products/{id}/also-bought",
+        "/",
+        "/info",
+        "/health",
+        "/metrics",
+        "/openapi.json",
+        "/docs",
+        "/views",
+        "/views/revenue",
+        "/views/top-products",
+        "/views/trending",
+        "/views/category-sales",
+        "/views/fraud-alerts",
+        "/views/{name}",
+        "/views/{name}/changes",
+        "/views/changes",
+        "/products/{id}/also-bought",
         "/recommendations/{customer_id}",
     ];
     let tables = [
-        "customers", "products", "categories", "orders", "order_items", "carts", "wishlists",
-        "payments", "shipments", "product_views", "order", "order_item", "cart", "wishlist",
+        "customers",
+        "products",
+        "categories",
+        "orders",
+        "order_items",
+        "carts",
+        "wishlists",
+        "payments",
+        "shipments",
+        "product_views",
+        "order",
+        "order_item",
+        "cart",
+        "wishlist",
         "payment",
     ];
     let table_paths: Vec<String> = tables
@@ -498,8 +578,10 @@ async fn info_health_metrics_openapi_docs() {
     assert!(css.contains(".swagger-ui"));
     let (c, html) = t.get_text("/").await;
     assert_eq!(c, 200);
-    assert!(html.contains("/views/changes") && !html.contains("http://") && !html.contains("https://"),
-        "self-contained dashboard (no CDN)");
+    assert!(
+        html.contains("/views/changes") && !html.contains("http://") && !html.contains("https://"),
+        "self-contained dashboard (no CDN)"
+    );
 }
 
 #[tokio::test]
@@ -510,42 +592,98 @@ async fn bearer_token_on_every_route_but_health() {
         ..Default::default()
     });
     fill(&t.store, 1, 1);
-    for path in ["/", "/info", "/metrics", "/views", "/views/revenue", "/docs", "/openapi.json",
-        "/recommendations/7", "/customers", "/views/revenue/changes", "/nope"] {
+    for path in [
+        "/",
+        "/info",
+        "/metrics",
+        "/views",
+        "/views/revenue",
+        "/docs",
+        "/openapi.json",
+        "/recommendations/7",
+        "/customers",
+        "/views/revenue/changes",
+        "/nope",
+    ] {
         let r = t.http.get(t.url(path)).send().await.unwrap();
         assert_eq!(r.status().as_u16(), 401, "{path}");
         assert!(r.headers().contains_key("www-authenticate"));
         let v: Value = r.json().await.unwrap();
         assert!(v["error"].is_string());
-        let r = t.http.get(t.url(path)).bearer_auth("wrong").send().await.unwrap();
+        let r = t
+            .http
+            .get(t.url(path))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 401, "{path} wrong token");
     }
-    let r = t.http.get(t.url("/views/revenue")).bearer_auth("s3cret-token").send().await.unwrap();
+    let r = t
+        .http
+        .get(t.url("/views/revenue"))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     // /health needs no token.
     let r = t.http.get(t.url("/health")).send().await.unwrap();
     assert_ne!(r.status().as_u16(), 401);
     // The dashboard's way: ?access_token= once, then the cookie.
-    let r = t.http.get(t.url("/?access_token=s3cret-token")).send().await.unwrap();
+    let r = t
+        .http
+        .get(t.url("/?access_token=s3cret-token"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(cookie.contains("HttpOnly"));
     let pair = cookie.split(';').next().unwrap().to_string();
-    let r = t.http.get(t.url("/info")).header("Cookie", pair).send().await.unwrap();
+    let r = t
+        .http
+        .get(t.url("/info"))
+        .header("Cookie", pair)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 
     // CORS: allowed origin gets the header (also on errors), preflight answered without auth.
-    let r = t.http.get(t.url("/views")).header("Origin", "https://shop.example")
-        .bearer_auth("s3cret-token").send().await.unwrap();
-    assert_eq!(r.headers()["access-control-allow-origin"], "https://shop.example");
-    let r = t.http.get(t.url("/views")).header("Origin", "https://evil.example")
-        .bearer_auth("s3cret-token").send().await.unwrap();
+    let r = t
+        .http
+        .get(t.url("/views"))
+        .header("Origin", "https://shop.example")
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    let r = t
+        .http
+        .get(t.url("/views"))
+        .header("Origin", "https://evil.example")
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
     assert!(!r.headers().contains_key("access-control-allow-origin"));
-    let r = t.http.request(reqwest::Method::OPTIONS, t.url("/views/revenue"))
+    let r = t
+        .http
+        .request(reqwest::Method::OPTIONS, t.url("/views/revenue"))
         .header("Origin", "https://shop.example")
         .header("Access-Control-Request-Method", "GET")
         .header("Access-Control-Request-Headers", "authorization")
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 204);
-    assert!(r.headers()["access-control-allow-headers"].to_str().unwrap().contains("Authorization"));
+    assert!(r.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .contains("Authorization"));
 }
