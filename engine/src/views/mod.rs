@@ -4,8 +4,10 @@
 //! This module owns the inputs every view reads ([`Inputs`]) and the settings ([`ViewsConfig`]);
 //! it must not feed inputs or publish results (the dataflow runtime does).
 
+pub mod also_bought;
 pub mod category_sales;
 pub mod fraud_alerts;
+pub mod recommendations;
 pub mod revenue;
 pub mod shared;
 pub mod testkit;
@@ -113,11 +115,17 @@ pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
     // arrangements and per-product sales read by several views, built once
     let shared = shared::Shared::new(inputs);
 
+    // the co-purchase pairs behind also_bought, which recommendations score with
+    let co = also_bought::CoPurchases::new(&shared, cfg);
+    // top_products' rows are also the best sellers recommendations fill in with
+    let top = top_products::build(&shared, cfg);
+
     revenue::build(&shared).concatenate([
-        top_products::build(&shared, cfg),
+        top.clone(),
         trending::build(&shared, cfg),
         category_sales::build(&shared),
         fraud_alerts::build(&inputs.live_orders, &cfg.fraud),
-        // also_bought and recommendations join here
+        also_bought::build(&co, cfg),
+        recommendations::build(inputs, &shared, &co, &top, cfg),
     ])
 }

@@ -1,0 +1,185 @@
+//! `also_bought` (SPEC §4, §7): per product, the top K (`ViewsConfig::also_bought_k`) other
+//! products by the number of distinct live orders containing both; ties by the smaller id.
+//!
+//! Also owns the co-purchase state that `recommendations` reads ([`CoPurchases`]): every live
+//! order's distinct products, and the co-occurrence multiset `p -> q` (one copy of `(p, q)` per
+//! live order containing both), arranged once and shared.
+//!
+//! Exactness: an order counts once per pair however many items of a product it has (the basket
+//! is the *distinct* products of an order); a cancelled or deleted order, a removed item or a
+//! product change on an item retracts exactly the pairs it added, because every stage is a
+//! differential collection.
+//!
+//! Basket cap: an order with more than `ViewsConfig::basket_cap` distinct products contributes
+//! no pairs at all (pairs grow with the square of the basket: one 1,000-product order would add
+//! a million pair updates). Its purchases still count for the customer's recommendation weights
+//! (only co-occurrence is capped); the oracle (engine/tests/oracle) reads the cap the same way.
+//! Every time an order becomes capped, `shopstream_baskets_capped_total` goes up by one.
+//!
+//! Must not decide what recommendations show (recommendations.rs does).
+
+use super::shared::{top_n, ByKey, Shared};
+use super::{Coll, ViewsConfig};
+use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use prometheus::IntCounter;
+use std::cmp::Reverse;
+use std::sync::LazyLock;
+use view_store::{AlsoBoughtRow, ViewRow};
+
+static BASKETS_CAPPED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    // Creation only fails on an invalid static name; registration fails on a duplicate. Keep
+    // running without the metric rather than panic in the dataflow.
+    let c = IntCounter::new(
+        "shopstream_baskets_capped_total",
+        "Times a live order's basket went over the basket cap (its co-purchase pairs are not counted)",
+    )
+    .ok()?;
+    if let Err(e) = prometheus::default_registry().register(Box::new(c.clone())) {
+        tracing::warn!(error = %e, "shopstream_baskets_capped_total not registered");
+    }
+    Some(c)
+});
+
+/// Co-purchase state shared by `also_bought` and `recommendations`.
+#[derive(Clone)]
+pub struct CoPurchases<'s> {
+    /// `(order_id, product_id)`, once per distinct product of every live order (not capped).
+    pub baskets: Coll<'s, (i64, i64)>,
+    /// `p -> q` (p != q) with multiplicity = distinct live orders within the cap containing both.
+    pub pairs: ByKey<'s, i64, i64>,
+}
+
+impl<'s> CoPurchases<'s> {
+    pub fn new(shared: &Shared<'s>, cfg: &ViewsConfig) -> Self {
+        // distinct products of each live order (items of other orders are dropped by the join)
+        let baskets = shared
+            .lines
+            .clone()
+            .join_core(shared.orders.clone(), |&order, &(product, _, _), _| {
+                Some((order, product))
+            })
+            .distinct_total();
+
+        // each order's number of distinct products
+        let sizes = baskets.clone().map(|(order, _)| order).count_total();
+        let cap = cfg.basket_cap as isize;
+
+        // orders over the cap; counted each time one goes over it
+        let capped = sizes
+            .clone()
+            .filter(move |&(_, n)| n > cap)
+            .map(|(order, _)| order)
+            .distinct_total()
+            .inspect(|(_, _, r)| {
+                if *r > 0 {
+                    if let Some(c) = BASKETS_CAPPED.as_ref() {
+                        c.inc_by(*r as u64);
+                    }
+                }
+            });
+        // keep the inspect alive without adding state: an empty, never-joined stream
+        let within = sizes
+            .filter(move |&(_, n)| n <= cap)
+            .map(|(order, _)| order)
+            .concat(capped.filter(|_| false));
+
+        // pairs of distinct products of every order within the cap
+        let by_order = baskets.clone().semijoin(within).arrange_by_key();
+        let pairs = by_order
+            .clone()
+            .join_core(by_order, |_order, &p, &q| (p != q).then_some((p, q)))
+            .arrange_by_key();
+
+        CoPurchases { baskets, pairs }
+    }
+}
+
+pub fn build<'s>(co: &CoPurchases<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+    // ((p, q), orders containing both)
+    let counts = co
+        .pairs
+        .clone()
+        .as_collection(|&p, &q| (p, q))
+        .count_total();
+
+    // the first K others of every product, by count then smaller id
+    let candidates = counts.map(|((p, q), n)| (p, (Reverse(n), q, n)));
+    top_n(candidates, cfg.also_bought_k).map(|(product_id, (rank, other, n))| {
+        ViewRow::AlsoBought(AlsoBoughtRow {
+            product_id,
+            rank,
+            other_product_id: other,
+            order_count: n as i64,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::super::ViewsConfig;
+    use view_store::{AlsoBoughtRow, ViewRow};
+
+    fn also(rows: &std::collections::BTreeSet<ViewRow>) -> Vec<(i64, u32, i64, i64)> {
+        rows_of(rows, |r| match r {
+            ViewRow::AlsoBought(AlsoBoughtRow {
+                product_id,
+                rank,
+                other_product_id,
+                order_count,
+            }) => Some((*product_id, *rank, *other_product_id, *order_count)),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn pairs_appear_count_once_per_order_and_retract_on_cancel() {
+        let cfg = ViewsConfig {
+            also_bought_k: 2,
+            basket_cap: 3,
+            ..test_config()
+        };
+        let mut db = Db::default();
+        // order 1: products 1, 2 (product 1 twice: counts once)
+        db.orders.insert(1, DbOrder::new(10, 100, Some(7)));
+        db.item(1, 1, 1, 1, 100);
+        db.item(2, 1, 1, 3, 100);
+        db.item(3, 1, 2, 1, 100);
+        let s0 = db.clone();
+        // order 2: products 1, 3, 2 -> (1,2) twice; ties of 1 -> 3 and 3's others by smaller id
+        db.orders.insert(2, DbOrder::new(20, 100, Some(8)));
+        db.item(4, 2, 1, 1, 100);
+        db.item(5, 2, 3, 1, 100);
+        db.item(6, 2, 2, 1, 100);
+        let s1 = db.clone();
+        // order 2 cancelled: its pairs go
+        db.orders.get_mut(&2).unwrap().cancelled = true;
+        let s2 = db.clone();
+        // order 3 over the cap (4 distinct products): no pairs
+        db.orders.insert(3, DbOrder::new(30, 100, Some(9)));
+        for (id, p) in [(7, 1), (8, 2), (9, 3), (10, 4)] {
+            db.item(id, 3, p, 1, 100);
+        }
+        let s3 = db.clone();
+        // an item of order 3 removed: within the cap again
+        db.items.remove(&10);
+        let s4 = db.clone();
+
+        let out = run(&cfg, &[s0, s1, s2, s3, s4]);
+        assert_eq!(also(&out[0]), vec![(1, 1, 2, 1), (2, 1, 1, 1)]);
+        assert_eq!(
+            also(&out[1]),
+            vec![
+                (1, 1, 2, 2),
+                (1, 2, 3, 1),
+                (2, 1, 1, 2),
+                (2, 2, 3, 1),
+                (3, 1, 1, 1),
+                (3, 2, 2, 1),
+            ]
+        );
+        assert_eq!(also(&out[2]), also(&out[0]));
+        assert_eq!(also(&out[3]), also(&out[0]));
+        assert_eq!(also(&out[4]), also(&out[1]));
+    }
+}
