@@ -188,7 +188,10 @@ async fn ensure_topics(cfg: &KafkaSinkConfig, reader: &FeedReader) {
             return;
         }
     };
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    // Bounded request time, so a dead broker costs seconds here, not librdkafka's minute.
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(5)));
     let mut todo: Vec<&str> = cfg.topics.values().map(String::as_str).collect();
     // A few attempts only: if the broker is down the producer's own retries take over, and a
     // broker that auto-creates topics works without this.

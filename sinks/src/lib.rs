@@ -83,6 +83,8 @@ pub(crate) struct FeedReader {
     rx: mpsc::Receiver<Feed>,
     stop: watch::Receiver<bool>,
     stopping: bool,
+    /// The handle was dropped without `shutdown`: run until the runtime ends.
+    detached: bool,
     resubscribed: bool,
 }
 
@@ -101,6 +103,7 @@ impl FeedReader {
             rx,
             stop,
             stopping: false,
+            detached: false,
             resubscribed: false,
         }
     }
@@ -136,16 +139,23 @@ impl FeedReader {
                     Err(_) => Step::Stop,
                 };
             }
+            if self.detached {
+                match self.rx.recv().await {
+                    Some(f) => return self.map(f),
+                    None => self.resubscribe(),
+                }
+                continue;
+            }
             tokio::select! {
                 biased;
                 f = self.rx.recv() => match f {
                     Some(f) => return self.map(f),
                     None => self.resubscribe(),
                 },
-                r = self.stop.changed() => {
-                    // A dropped handle (Err) also means stop: nobody can ask any more.
-                    let _ = r;
-                    self.stopping = true;
+                r = self.stop.changed() => match r {
+                    Ok(()) => self.stopping = *self.stop.borrow(),
+                    // The handle was dropped: nobody can stop us any more; keep running.
+                    Err(_) => self.detached = true,
                 }
             }
         }

@@ -3,6 +3,9 @@
 mod common;
 
 use common::*;
+use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
 use sinks::kafka::{KafkaSink, KafkaSinkConfig};
 use view_store::{ViewName, ViewStore};
 
@@ -44,6 +47,25 @@ async fn topics_compact_to_the_final_views() {
     a.apply(vec![(rev(5, 1, 1), 1), (rev(5, 1, 1), -1)]);
 
     sink.shutdown().await;
+
+    // The sink created its topics compacted.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let specs: Vec<_> = topics
+        .values()
+        .map(|t| ResourceSpecifier::Topic(t))
+        .collect();
+    let described = admin
+        .describe_configs(specs.iter(), &AdminOptions::new())
+        .await
+        .unwrap();
+    for d in described {
+        let r = d.unwrap();
+        let policy = r.get("cleanup.policy").and_then(|e| e.value.clone());
+        assert_eq!(policy.as_deref(), Some("compact"), "{:?}", r.specifier);
+    }
 
     for (view, topic) in &topics {
         let n = sinks::metrics::messages("kafka", topic).get() as usize;
