@@ -3,7 +3,9 @@
 //! 1m/5m/1h), then one order with three items inserted and retracted again, each change a
 //! logical time of its own that the view finishes before the next. One iteration = insert +
 //! retract. Each view is measured with the shared arrangements it reads (`shared` alone is the
-//! baseline), and `all` is the full `views::build`.
+//! baseline), and `all` is the full `views::build`. Then, for the product views and `all`: a
+//! best-selling product changing category and back, and 100 orders inserted in one time and
+//! retracted in the next.
 //!
 //! `cargo bench -p benches --bench views`
 
@@ -63,14 +65,17 @@ fn store() -> Db {
     db
 }
 
-/// One new order in the last window, with three items.
-fn one_order(cfg: &ViewsConfig) -> Facts {
+/// `n` new orders in the last minute, each with three items.
+fn orders(cfg: &ViewsConfig, n: i64) -> Facts {
     let mut db = Db::default();
-    let id = ORDERS + 1;
-    db.orders
-        .insert(id, DbOrder::new(DAY_SECS - 30, 12_345, Some(42)));
-    for (k, product) in [7, 150, 1_999].into_iter().enumerate() {
-        db.item(10_000_000 + k as i64, id, product, 2, 999);
+    for k in 0..n {
+        let id = ORDERS + 1 + k;
+        let date = DAY_SECS - 60 + k % 60;
+        db.orders
+            .insert(id, DbOrder::new(date, 12_345, Some(42 + k)));
+        for (j, product) in [7, 150 + k, 1_999 - k].into_iter().enumerate() {
+            db.item(10_000_000 + 3 * k + j as i64, id, product, 2, 999);
+        }
     }
     db.facts(&cfg.windows)
 }
@@ -111,7 +116,7 @@ fn fraud_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
 fn views(c: &mut Criterion) {
     let cfg = ViewsConfig::default();
     let base = store().facts(&cfg.windows);
-    let order = one_order(&cfg);
+    let order = orders(&cfg, 1);
     let empty = Facts::default();
     let cases: [(&str, BuildFn); 7] = [
         ("shared", shared_only),
@@ -135,6 +140,51 @@ fn views(c: &mut Criterion) {
             b.iter(|| {
                 rig.tick(|s| s.apply(&empty, &order));
                 rig.tick(|s| s.apply(&order, &empty));
+            })
+        });
+    }
+    group.finish();
+
+    // a best seller changes category: every window's sales of it move (and back)
+    let mut moved = Facts::default();
+    moved.products.insert((
+        7,
+        engine::facts::ProductFacts {
+            category_id: Some(39),
+            active: true,
+        },
+    ));
+    let mut stays = Facts::default();
+    stays.products.insert((
+        7,
+        engine::facts::ProductFacts {
+            category_id: Some(7),
+            active: true,
+        },
+    ));
+    // 100 orders of 3 items in one time (a source transaction or a poll batch), and back
+    let batch = orders(&cfg, 100);
+    let mut group = c.benchmark_group("views_100k");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    for (name, build) in [
+        ("top_products", top_products_view as BuildFn),
+        ("category_sales", category_sales_view),
+        ("all", engine::views::build),
+    ] {
+        let mut rig = Rig::new(&cfg, build);
+        rig.tick(|s| s.apply(&empty, &base));
+        group.bench_function(format!("{name}/category_change_and_back"), |b| {
+            b.iter(|| {
+                rig.tick(|s| s.apply(&stays, &moved));
+                rig.tick(|s| s.apply(&moved, &stays));
+            })
+        });
+        group.bench_function(format!("{name}/100_orders_insert_retract"), |b| {
+            b.iter(|| {
+                rig.tick(|s| s.apply(&empty, &batch));
+                rig.tick(|s| s.apply(&batch, &empty));
             })
         });
     }
