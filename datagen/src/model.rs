@@ -32,7 +32,9 @@
 //! cart and decrements stock, with `total_price = Σ quantity × price` exactly. The back office
 //! moves orders pending → confirmed → shipped → delivered, cancels the ~5% destined to be
 //! cancelled (returning stock), restocks low products and occasionally deletes an old order with
-//! its items, so the stream carries updates and deletes.
+//! its items, so the stream carries updates and deletes. Rarely ([`BURST_PROBABILITY`]) a
+//! shopper starts an order burst — 6–9 "buy now" orders of the same product in quick
+//! succession — so the fraud views have something to find.
 //!
 //! Must not do I/O. Must not iterate hash maps (their order is random per process): all choices
 //! come from the seeded RNG over ordered collections.
@@ -55,6 +57,14 @@ pub const BACK_OFFICE_PROBABILITY: f64 = 0.3;
 
 /// Fraction of orders that end cancelled.
 pub const CANCEL_PROBABILITY: f64 = 0.05;
+
+/// Probability that a shopper step starts an order burst: the same product bought again and
+/// again within a minute or two, the pattern the fraud views (`frequent_orders`,
+/// `order_burst`, `repeated_amount`) exist to catch. Without it they would never fire.
+pub const BURST_PROBABILITY: f64 = 0.002;
+
+/// Orders in one burst (inclusive range).
+const BURST_ORDERS: (u32, u32) = (6, 9);
 
 /// Finished orders remembered as candidates for deletion.
 const CLOSED_MEMORY: usize = 10_000;
@@ -207,6 +217,8 @@ pub struct Shop {
     closed: VecDeque<ClosedOrder>,
     /// Positions in `products` of products at or below [`LOW_STOCK`].
     low_stock: Vec<usize>,
+    /// Customers in an order burst: (product position, quantity, orders left).
+    bursts: BTreeMap<i64, (usize, i32, u32)>,
     next_ids: [i64; 10],
     lsn: u64,
     tx_id: u64,
@@ -326,6 +338,7 @@ impl Shop {
             open: state.open_orders,
             closed,
             low_stock,
+            bursts: BTreeMap::new(),
             next_ids: state.next_ids.map(|n| n.max(1)),
             lsn: 0,
             tx_id: 0,
@@ -387,7 +400,13 @@ impl Shop {
                 return s;
             }
         }
-        let customer = self.random_customer();
+        // A customer in a burst comes back soon, so the burst fits in a minute or two at any
+        // step rate above a few per second.
+        let bursting = self.bursts.keys().next().copied();
+        let customer = match bursting {
+            Some(c) if self.rng.random_bool(0.3) => c,
+            _ => self.random_customer(),
+        };
         self.shopper_step(customer, now)
     }
 
@@ -411,10 +430,48 @@ impl Shop {
         Action::ViewProduct
     }
 
-    /// A shopper action drawn with [`SHOPPER_WEIGHTS`] for `customer_id`.
+    /// A shopper action drawn with [`SHOPPER_WEIGHTS`] for `customer_id` — or, for a customer
+    /// in an order burst (rarely started, see [`BURST_PROBABILITY`]), the burst's next order.
     pub fn shopper_step(&mut self, customer_id: i64, now: Micros) -> Step {
+        if let Some(step) = self.burst_order(customer_id, now) {
+            return step;
+        }
         let action = self.draw_action();
         self.perform(action, customer_id, now)
+    }
+
+    fn burst_order(&mut self, customer: i64, now: Micros) -> Option<Step> {
+        let (i, qty) = match self.bursts.get_mut(&customer) {
+            Some(b) => {
+                b.2 = b.2.saturating_sub(1);
+                let (i, qty, left) = *b;
+                if left == 0 {
+                    self.bursts.remove(&customer);
+                }
+                (i, qty)
+            }
+            None => {
+                if !self.rng.random_bool(BURST_PROBABILITY) {
+                    return None;
+                }
+                let i = self.buyable_product()?;
+                let qty = self.rng.random_range(1..=2);
+                let n = self.rng.random_range(BURST_ORDERS.0..=BURST_ORDERS.1);
+                self.bursts.insert(customer, (i, qty, n - 1));
+                (i, qty)
+            }
+        };
+        let Some(done) = self.place_order(customer, now, Some((i, qty))) else {
+            // Sold out: the burst ends.
+            self.bursts.remove(&customer);
+            return None;
+        };
+        let (action, customer, changes) = done;
+        Some(Step {
+            action,
+            customer_id: customer,
+            tx: self.seal(changes, now),
+        })
     }
 
     /// Performs `action` for `customer_id` (back-office actions ignore the customer). When an
@@ -428,7 +485,7 @@ impl Shop {
             Action::AddToCart => self.add_to_cart(customer_id, now),
             Action::AddToWishlist => self.add_to_wishlist(customer_id, now),
             Action::RemoveFromCart => self.remove_from_cart(customer_id),
-            Action::PlaceOrder => self.place_order(customer_id, now),
+            Action::PlaceOrder => self.place_order(customer_id, now, None),
             Action::AdvanceOrder | Action::CancelOrder => self.advance_order(now),
             Action::DeleteOrder => self.delete_order(),
             Action::Restock => self.restock(now),
@@ -633,10 +690,28 @@ impl Shop {
         ))
     }
 
-    fn place_order(&mut self, customer: i64, now: Micros) -> Option<Done> {
-        // Items from the cart, as much as is in stock, in cart order.
-        let cart = self.carts.remove(&customer).unwrap_or_default();
+    /// An order of the cart (or of 1–3 products picked on the spot when the cart is empty),
+    /// or — for a "buy now" burst — of exactly `forced` (product position, quantity), leaving
+    /// the cart alone.
+    fn place_order(
+        &mut self,
+        customer: i64,
+        now: Micros,
+        forced: Option<(usize, i32)>,
+    ) -> Option<Done> {
         let mut lines: Vec<(usize, i32)> = Vec::new();
+        let cart = match forced {
+            Some((i, qty)) => {
+                let qty = qty.min(self.products[i].stock.unwrap_or(0));
+                if qty == 0 {
+                    return None;
+                }
+                lines.push((i, qty));
+                Vec::new()
+            }
+            None => self.carts.remove(&customer).unwrap_or_default(),
+        };
+        // Items from the cart, as much as is in stock, in cart order.
         for c in &cart {
             let Some(&i) = c.product_id.and_then(|p| self.product_pos.get(&p)) else {
                 continue;
@@ -663,7 +738,9 @@ impl Shop {
             }
         }
         if lines.is_empty() {
-            self.carts.insert(customer, cart);
+            if !cart.is_empty() {
+                self.carts.insert(customer, cart);
+            }
             return None;
         }
         let total = Money(
@@ -1044,6 +1121,38 @@ mod tests {
             .collect();
         assert!(statuses.contains(&OrderStatus::Cancelled));
         assert!(statuses.contains(&OrderStatus::Delivered));
+    }
+
+    #[test]
+    fn bursts_repeat_one_amount_quickly() {
+        let mut shop = Shop::new(ShopConfig::default());
+        // (customer, total) -> order dates
+        let mut orders: BTreeMap<(i64, i64), Vec<i64>> = BTreeMap::new();
+        for i in 0..30_000 {
+            let tx = shop.step(Micros(T0 + i * 200_000)); // 5 steps per second
+            for c in &tx.changes {
+                if let ChangeKind::Upsert {
+                    row: Row::Order(o), ..
+                } = &c.kind
+                {
+                    if c.op == Op::Create {
+                        orders
+                            .entry((o.customer_id.unwrap_or(0), o.total_price.minor()))
+                            .or_default()
+                            .push(o.order_date.0);
+                    }
+                }
+            }
+        }
+        // Some customer ordered the same amount 6+ times within two minutes.
+        let bursts = orders
+            .values()
+            .filter(|d| {
+                d.windows(6)
+                    .any(|w| w[5] - w[0] <= 120 * Micros::PER_SECOND)
+            })
+            .count();
+        assert!(bursts > 0);
     }
 
     #[test]
