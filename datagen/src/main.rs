@@ -14,7 +14,8 @@ use datagen::simulate::{self, SimConfig};
     about = "Shop schema, fake data and shopper simulator"
 )]
 struct Cli {
-    /// PostgreSQL URL of the shop database (created by `init` when missing).
+    /// PostgreSQL URL of the shop database, created by `init` when missing [default: the
+    /// local `shop` database, postgres://postgres:…@127.0.0.1:5432/shop].
     #[arg(
         long,
         env = "DATABASE_URL",
