@@ -112,6 +112,36 @@ pub fn parse(topic: Option<&str>, value: Option<&[u8]>) -> Result<Parsed, ParseE
     envelope::parse_bytes(topic, bytes)
 }
 
+/// The `transaction.id` of a message that failed to parse, when the JSON is sound enough to
+/// find it: grouping counts the failed event as arrived, so its transaction is not held back
+/// waiting for an event that will never come.
+pub fn probe_tx_id(value: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Tx {
+        id: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner<'a> {
+        #[serde(borrow, default)]
+        transaction: Option<&'a serde_json::value::RawValue>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Top<'a> {
+        #[serde(borrow, default)]
+        payload: Option<Inner<'a>>,
+        #[serde(borrow, default)]
+        transaction: Option<&'a serde_json::value::RawValue>,
+    }
+    if value.len() > MAX_MESSAGE_BYTES {
+        return None;
+    }
+    let top: Top = serde_json::from_slice(value).ok()?;
+    let raw = top
+        .transaction
+        .or(top.payload.and_then(|p| p.transaction))?;
+    serde_json::from_str::<Tx>(raw.get()).ok().map(|t| t.id)
+}
+
 /// The table a topic (`<prefix>.public.<table>`) or a `source.table` names.
 pub fn table_of(name: &str) -> Result<Table, ParseError> {
     Table::from_name(name).ok_or_else(|| ParseError::UnknownTable(name.chars().take(200).collect()))

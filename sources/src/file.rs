@@ -145,6 +145,16 @@ fn is_framed(line: &[u8]) -> bool {
         .any(|k| rest.len() > k.len() && rest.starts_with(k.as_bytes()) && rest[k.len()] == b'"')
 }
 
+/// A dead letter's position: `path:line`.
+#[derive(Copy, Clone)]
+struct At<'a>(&'a str, u64);
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.0, self.1)
+    }
+}
+
 fn read_lines(
     path: &Path,
     dl: &DeadLetters,
@@ -176,59 +186,43 @@ fn read_lines(
             continue;
         }
         let position = Position::FileLine(line_no);
+        let at = At(&name, line_no);
         let parsed = if is_framed(text) {
             match serde_json::from_slice::<Framed>(text) {
                 Ok(f) => {
                     let topic = f.topic.as_deref();
                     match f.value.map(|v| v.get()) {
-                        None | Some("null") => Some(Parsed::Tombstone),
+                        None | Some("null") => {
+                            asm.push(Parsed::Tombstone, position);
+                            true
+                        }
+                        // A string value is the record text itself.
                         Some(v) if v.starts_with('"') => match serde_json::from_str::<String>(v) {
-                            Ok(inner) => dl.parse(
-                                format_args!("{name}:{line_no}"),
-                                topic,
-                                Some(inner.as_bytes()),
-                            ),
+                            Ok(inner) => {
+                                asm.push_message(dl, at, topic, Some(inner.as_bytes()), position)
+                            }
                             Err(e) => {
-                                dl.record_reason(
-                                    format_args!("{name}:{line_no}"),
-                                    "malformed_json",
-                                    &e.to_string(),
-                                    text,
-                                );
-                                None
+                                dl.record_reason(at, "malformed_json", &e.to_string(), text);
+                                asm.push_dead(None, position);
+                                false
                             }
                         },
-                        Some(v) => {
-                            dl.parse(format_args!("{name}:{line_no}"), topic, Some(v.as_bytes()))
-                        }
+                        Some(v) => asm.push_message(dl, at, topic, Some(v.as_bytes()), position),
                     }
                 }
                 Err(e) => {
-                    dl.record_reason(
-                        format_args!("{name}:{line_no}"),
-                        "malformed_json",
-                        &format!("malformed JSON: {e}"),
-                        text,
-                    );
-                    None
+                    dl.record_reason(at, "malformed_json", &format!("malformed JSON: {e}"), text);
+                    asm.push_dead(None, position);
+                    false
                 }
             }
         } else {
-            dl.parse(format_args!("{name}:{line_no}"), None, Some(text))
+            asm.push_message(dl, at, None, Some(text), position)
         };
-        match parsed {
-            Some(p) => {
-                if matches!(p, Parsed::Event(_)) {
-                    stats.events += 1;
-                }
-                asm.push(p, position);
-            }
-            None => {
-                stats.dead_letters += 1;
-                // The line is consumed: let its position be acknowledged with what follows.
-                asm.push(Parsed::Tombstone, position);
-            }
+        if !parsed {
+            stats.dead_letters += 1;
         }
+        stats.events = asm.stats().events;
         while let Some(tx) = asm.pop() {
             stats.transactions += 1;
             if !send(tx) {

@@ -21,6 +21,8 @@
 //!
 //! Owns only grouping. Must not parse, dedupe by LSN or apply anything.
 
+use crate::deadletter::DeadLetters;
+use crate::debezium::probe_tx_id;
 use crate::event::{Event, Parsed, TxMarker, TxStatus};
 use crate::types::{Change, Lsn, Micros, Position, Table, Transaction};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -66,6 +68,8 @@ impl Default for GroupConfig {
 /// Counters of what grouping did, for logs and tests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GroupStats {
+    /// Change events pushed.
+    pub events: u64,
     pub released: u64,
     /// Transactions released before all their events arrived (bounds or `flush`).
     pub forced_incomplete: u64,
@@ -156,12 +160,14 @@ struct Pending {
     ordered: bool,
     /// Arrival sequence of its first message, to force out the oldest.
     seq: u64,
+    /// Its events that were dead-lettered: they count as arrived.
+    dead: u64,
 }
 
 impl Pending {
     fn complete(&self) -> bool {
         self.expected
-            .is_some_and(|n| self.b.changes.len() as u64 >= n)
+            .is_some_and(|n| self.b.changes.len() as u64 + self.dead >= n)
     }
 
     fn into_tx(mut self) -> Transaction {
@@ -246,6 +252,7 @@ impl TxAssembler {
             },
             Parsed::Tx(m) => self.push_marker(m, position, now),
             Parsed::Event(e) => {
+                self.stats.events += 1;
                 if self.markers && e.tx.is_some() {
                     self.push_marked_event(e, position, now);
                 } else {
@@ -254,6 +261,55 @@ impl TxAssembler {
             }
         }
         self.enforce_bounds();
+    }
+
+    /// Parses a record value and feeds it: a message that fails to parse is recorded in `dl`
+    /// (position label `at`) and, when its `transaction.id` can still be read, counted as an
+    /// arrived event of that transaction, so the transaction is released without it instead
+    /// of waiting for it until a bound forces it out. Returns whether it parsed.
+    pub fn push_message(
+        &mut self,
+        dl: &DeadLetters,
+        at: impl std::fmt::Display,
+        topic: Option<&str>,
+        value: Option<&[u8]>,
+        position: Position,
+    ) -> bool {
+        match dl.parse(at, topic, value) {
+            Some(p) => {
+                self.push(p, position);
+                true
+            }
+            None => {
+                let id = value.and_then(probe_tx_id);
+                self.push_dead(id.as_deref(), position);
+                false
+            }
+        }
+    }
+
+    /// A message that could not be parsed: its position must still be acknowledged, and with
+    /// its transaction id (see [`crate::debezium::probe_tx_id`]) it completes its transaction.
+    pub fn push_dead(&mut self, tx_id: Option<&str>, position: Position) {
+        self.seq += 1;
+        match tx_id {
+            Some(id) if self.markers => {
+                let key = key_of(id);
+                if self.released_ids.contains(&key) && !self.pending.contains_key(&key) {
+                    merge_position(&mut self.carry, position);
+                    return;
+                }
+                let seq = self.seq;
+                let p = self.pending.entry(key).or_insert_with(|| Pending {
+                    seq,
+                    ..Pending::default()
+                });
+                p.dead += 1;
+                merge_position(&mut p.b.position, position);
+                self.release_front();
+            }
+            _ => self.push(Parsed::Tombstone, position),
+        }
     }
 
     /// The next complete transaction, in commit order.

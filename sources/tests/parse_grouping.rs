@@ -262,3 +262,45 @@ fn marker_mode_off_ignores_markers() {
     a.push(p(O, &order_event(2, 2, 2, Some(1))), Position::None);
     assert_eq!(drain(&mut a).len(), 1);
 }
+
+#[test]
+fn a_dead_lettered_event_does_not_hold_its_transaction_back() {
+    use sources::deadletter::DeadLetters;
+    let dl = DeadLetters::in_memory(10);
+    let mut a = TxAssembler::new(GroupConfig {
+        markers: MarkerMode::On,
+        ..GroupConfig::default()
+    });
+    let bad = order_event(2, 30, 8, Some(2)).replace(r#""status":"pending""#, r#""status":"lost""#);
+    let msgs = [
+        (T, begin(30)),
+        (O, order_event(1, 30, 7, Some(1))),
+        (O, bad),
+        (T, end(30, 2, 0)),
+        (T, begin(31)),
+        (O, order_event(3, 31, 9, Some(1))),
+        (T, end(31, 1, 0)),
+    ];
+    for (i, (topic, m)) in msgs.iter().enumerate() {
+        a.push_message(
+            &dl,
+            i,
+            Some(topic),
+            Some(m.as_bytes()),
+            Position::FileLine(i as u64 + 1),
+        );
+    }
+    let out = drain(&mut a);
+    assert_eq!(
+        out.iter().map(|t| t.tx_id).collect::<Vec<_>>(),
+        vec![Some(30), Some(31)]
+    );
+    assert_eq!(keys(&out[0]), vec![(Table::Orders, 1)]);
+    assert_eq!(out[0].position, Position::FileLine(4));
+    assert_eq!(dl.total(), 1);
+    assert_eq!(a.stats().forced_incomplete, 0);
+    assert_eq!(
+        sources::debezium::probe_tx_id(msgs[2].1.as_bytes()).as_deref(),
+        Some("30:8")
+    );
+}
