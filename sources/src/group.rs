@@ -402,6 +402,9 @@ impl TxAssembler {
 
     fn push_marked_event(&mut self, e: Event, position: Position, now: Micros) {
         let Some(tx) = e.tx else { return };
+        // A txId run (e.g. the snapshot's last batch) ends where marked transactions begin, so
+        // it is released before them.
+        self.close_run();
         let key = key_of(&tx.id);
         if self.released_ids.contains(&key) && !self.pending.contains_key(&key) {
             self.stats.late_events += 1;
@@ -445,8 +448,8 @@ impl TxAssembler {
         if !self.markers {
             // First marker in Auto mode: events from here on group by their transaction block.
             self.markers = true;
-            self.close_run();
         }
+        self.close_run();
         let key = key_of(&m.id);
         if self.released_ids.contains(&key) && !self.pending.contains_key(&key) {
             // Marker of a transaction already released (a redelivery, or its events were

@@ -304,3 +304,27 @@ fn a_dead_lettered_event_does_not_hold_its_transaction_back() {
         Some("30:8")
     );
 }
+
+#[test]
+fn snapshot_run_is_released_before_the_first_marked_transaction() {
+    let mut a = TxAssembler::new(GroupConfig {
+        markers: MarkerMode::On,
+        ..GroupConfig::default()
+    });
+    for i in 0..3 {
+        let e = order_event(i, 3, 100, None)
+            .replace(r#""snapshot":"false""#, r#""snapshot":"true""#)
+            .replace(r#""op":"c""#, r#""op":"r""#);
+        a.push(p(O, &e), Position::None);
+    }
+    a.push(p(T, &begin(40)), Position::None);
+    a.push(p(O, &order_event(9, 40, 200, Some(1))), Position::None);
+    a.push(p(T, &end(40, 1, 0)), Position::None);
+    let out = drain(&mut a);
+    assert_eq!(
+        out.iter()
+            .map(|t| (t.tx_id, t.changes.len()))
+            .collect::<Vec<_>>(),
+        vec![(Some(3), 3), (Some(40), 1)]
+    );
+}
