@@ -96,7 +96,11 @@ impl<'s> Shared<'s> {
                 Some((*slot, *line))
             })
             .explode(|(slot, (product, qty, price))| {
-                Some(((slot, product), (qty as isize, (qty * price.0) as isize)))
+                // saturating: a corrupt row must not panic the dataflow (real values fit easily)
+                Some((
+                    (slot, product),
+                    (qty as isize, qty.saturating_mul(price.0) as isize),
+                ))
             })
             .count_total();
 
