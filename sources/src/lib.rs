@@ -18,3 +18,4 @@ pub mod debezium;
 pub mod decimal;
 pub mod file;
 pub mod group;
+pub mod kafka;
