@@ -1,5 +1,7 @@
 //! The dashboard in a real headless Chromium, fed live while it is open: asserts on the rendered
 //! DOM (live numbers that keep moving) and saves a screenshot under the target dir.
+// Money literals group their cents: 4_000_000_50 is 4,000,000.50.
+#![allow(clippy::inconsistent_digit_grouping)]
 
 mod common;
 

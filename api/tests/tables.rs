@@ -1,4 +1,6 @@
 //! Table endpoints against a real PostgreSQL database with the shop schema.
+// Money literals group their cents: 4_000_000_50 is 4,000,000.50.
+#![allow(clippy::inconsistent_digit_grouping)]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! View endpoints, SSE change streams, min_lsn waits, metadata routes, errors, auth and CORS,
 //! over a real socket.
+// Money literals group their cents: 4_000_000_50 is 4,000,000.50.
+#![allow(clippy::inconsistent_digit_grouping)]
 
 mod common;
 

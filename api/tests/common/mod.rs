@@ -90,6 +90,7 @@ pub fn revenue(window: Window, start: i64, orders: i64, cents: i64, prev: i64) -
     ))
 }
 
+#[allow(clippy::too_many_arguments)] // one argument per row field
 pub fn top(
     window: Window,
     start: Option<i64>,
