@@ -134,10 +134,15 @@ impl FeedReader {
         loop {
             if self.stopping || *self.stop.borrow() {
                 self.stopping = true;
-                return match self.rx.try_recv() {
-                    Ok(f) => self.map(f),
-                    Err(_) => Step::Stop,
-                };
+                match self.rx.try_recv() {
+                    Ok(f) => return self.map(f),
+                    Err(mpsc::error::TryRecvError::Empty) => return Step::Stop,
+                    // Dropped for lagging while draining: converge from a snapshot, then stop.
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        self.resubscribe();
+                        continue;
+                    }
+                }
             }
             if self.detached {
                 match self.rx.recv().await {
@@ -165,7 +170,11 @@ impl FeedReader {
     pub(crate) fn try_next(&mut self) -> Option<Step> {
         match self.rx.try_recv() {
             Ok(f) => Some(self.map(f)),
-            Err(_) => None,
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => {
+                self.resubscribe();
+                self.rx.try_recv().ok().map(|f| self.map(f))
+            }
         }
     }
 
