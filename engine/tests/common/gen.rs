@@ -42,6 +42,10 @@ pub struct GenConfig {
     pub categories: i64,
     /// Probability scale of delivery faults (duplicates, stale events, swaps); 0 = clean.
     pub faults: f64,
+    /// Whether rare truncates happen (off only to tell truncate bugs from others).
+    pub truncates: bool,
+    /// Whether updates sometimes send unchanged columns as unavailable (same purpose).
+    pub unavailable: bool,
 }
 
 impl Default for GenConfig {
@@ -53,6 +57,8 @@ impl Default for GenConfig {
             products: 14,
             categories: 4,
             faults: 1.0,
+            truncates: true,
+            unavailable: true,
         }
     }
 }
@@ -172,7 +178,7 @@ impl Sim {
         self.remember(&new);
         let mut sent = new.clone();
         let mut un = Unavailable(0);
-        if self.p(0.2) {
+        if self.cfg.unavailable && self.p(0.2) {
             let unchanged: Vec<usize> = (1..12)
                 .filter(|c| column_changed(&old, &new, *c) == Some(false))
                 .collect();
@@ -464,7 +470,8 @@ impl Sim {
             }
             960..=979 => self.irrelevant(),
             980..=994 => self.clock += self.rng.random_range(5..25) * MINUTE,
-            _ => self.rare_truncate(),
+            _ if self.cfg.truncates => self.rare_truncate(),
+            _ => {}
         }
     }
 
