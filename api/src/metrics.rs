@@ -126,9 +126,16 @@ pub fn observe_visible_latency(latency: Duration) {
     VISIBLE_LATENCY.observe(latency.as_secs_f64());
 }
 
-/// Called by the engine with the number of source transactions a published batch applied.
-pub fn transactions_applied(n: u64) {
-    TRANSACTIONS.inc_by(n);
+/// Called by the engine on each publication with the cumulative number of source transactions
+/// applied (`as_of.time`): the counter advances to it, so repeated calls never double-count.
+pub fn transactions_applied(total: u64) {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // Serialise read-then-increment so that concurrent callers cannot both add the same delta.
+    let _g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let cur = TRANSACTIONS.get();
+    if total > cur {
+        TRANSACTIONS.inc_by(total - cur);
+    }
 }
 
 pub(crate) fn observe_request(route: &str, method: &str, status: u16, elapsed: Duration) {

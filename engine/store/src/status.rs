@@ -115,8 +115,10 @@ impl EngineStatus {
     }
 
     /// Records that the store now reflects `as_of`; `commit_at` is the source commit time of the
-    /// last transaction in it, when known.
-    pub fn record_applied(&self, as_of: AsOf, commit_at: Option<Micros>, transactions: u64) {
+    /// last transaction in it, when known; `transactions_total` is the cumulative number of
+    /// source transactions applied so far (normally `as_of.time`). Repeated or out-of-order calls
+    /// never move the total backwards.
+    pub fn record_applied(&self, as_of: AsOf, commit_at: Option<Micros>, transactions_total: u64) {
         let i = &self.inner;
         i.last_time.store(as_of.time, Ordering::Relaxed);
         if let Some(l) = as_of.lsn {
@@ -127,7 +129,8 @@ impl EngineStatus {
         }
         let applied = as_of.published_at.unwrap_or_else(now_micros);
         i.last_applied_at.store(applied.0, Ordering::Relaxed);
-        i.transactions.fetch_add(transactions, Ordering::Relaxed);
+        i.transactions
+            .fetch_max(transactions_total, Ordering::Relaxed);
     }
 
     /// Source lag: how far behind the source's head the applied state is.
