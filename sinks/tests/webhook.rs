@@ -257,3 +257,70 @@ async fn restart_with_state_file_sends_no_duplicates() {
     rx.handle.stop(true).await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflowing_queue_resyncs_once_the_endpoint_is_back() {
+    let rx = start_receiver(0, Inbox::new()).await;
+    rx.inbox.status.store(503, Ordering::SeqCst);
+    let store = ViewStore::new();
+    let mut a = Applier::new(store.clone());
+    let mut cfg = config(rx.url(), WebhookFormat::Json);
+    cfg.queue_capacity = 1;
+    let sink = WebhookSink::spawn(cfg, store.clone()).unwrap();
+    let errors_before = sinks::metrics::errors("webhook").get();
+    a.apply(vec![(high_value(1, 1, 2_000_000_000), 1)]);
+    // The first alert is in flight (failing); then more than the queue holds.
+    while sinks::metrics::errors("webhook").get() == errors_before {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for o in 2..=5 {
+        a.apply(vec![(high_value(o, 1, 2_000_000_000), 1)]);
+    }
+    a.apply(vec![(high_value(3, 1, 2_000_000_000), -1)]);
+    rx.inbox.status.store(200, Ordering::SeqCst);
+    // Open now: 1, 2, 4, 5 — each announced exactly once, 3 never (it came and went).
+    let got = rx.inbox.wait_for(4).await;
+    sink.shutdown().await;
+    let got_all = rx.inbox.got.lock().unwrap().clone();
+    let mut ids: Vec<i64> = got_all
+        .iter()
+        .map(|v| {
+            assert_eq!(v["event"], "alert", "{got:?}");
+            v["alert"]["order_id"].as_i64().unwrap()
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![1, 2, 4, 5], "{got_all:?}");
+    rx.handle.stop(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_an_empty_engine_does_not_resolve_or_repeat_before_settling() {
+    let dir = std::env::temp_dir().join(unique("sinks-webhook-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rx = start_receiver(0, Inbox::new()).await;
+    let mut cfg = config(rx.url(), WebhookFormat::Json);
+    cfg.state_path = Some(dir.join("state.json"));
+    cfg.startup_settle = Duration::from_secs(3600);
+
+    let store = ViewStore::new();
+    let mut a = Applier::new(store.clone());
+    let sink = WebhookSink::spawn(cfg.clone(), store.clone()).unwrap();
+    a.apply(vec![(high_value(10, 1, 2_000_000_000), 1)]);
+    rx.inbox.wait_for(1).await;
+    sink.shutdown().await;
+
+    // The engine restarts from nothing and replays its source: alert 10 comes back.
+    rx.inbox.got.lock().unwrap().clear();
+    let store = ViewStore::new();
+    let mut a = Applier::new(store.clone());
+    let sink = WebhookSink::spawn(cfg, store.clone()).unwrap();
+    a.apply(vec![(high_value(10, 1, 2_000_000_000), 1)]);
+    a.apply(vec![(high_value(13, 1, 2_000_000_000), 1)]);
+    let got = rx.inbox.wait_for(1).await;
+    sink.shutdown().await;
+    assert_eq!(rx.inbox.got.lock().unwrap().len(), 1);
+    assert_eq!(event_of(&got[0]), ("alert".into(), Value::from(13)));
+    rx.handle.stop(true).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
