@@ -127,7 +127,7 @@ pub fn next_start(window: Window, start: Micros) -> Option<Micros> {
 /// Groups of the first level of [`top_n`]: a large group (every product of a window) is split
 /// into this many buckets by product id, each keeps its own first `n`, and only those
 /// candidates reach the per-group ranking (see the notes on top-N cost).
-const BUCKETS: i64 = 64;
+pub const BUCKETS: i64 = 64;
 
 /// A ranking candidate: `(Reverse(score), id, payload)`; sorting ranks by higher score, then
 /// by smaller id.
