@@ -414,3 +414,70 @@ fn redelivered_truncate_changes_nothing() {
 fn setup_free_oracle(txs: &[sources::Transaction]) -> common::Views {
     oracle::views_after(txs, &ViewsConfig::default(), None)
 }
+
+/// SPEC §3: an unavailable column keeps its stored value — also when that value is NULL (a
+/// cart row without customer, an item without product), rows the engine's projection may not
+/// keep. The garbage sent in place of the column must never surface.
+#[test]
+fn unavailable_column_keeps_a_stored_null() {
+    use sources::{Cart, ChangeKind, Lsn, Op, OrderStatus, Row, Unavailable};
+    let change = |lsn: u64, op: Op, row: Row, unavailable: u32| sources::Change {
+        table: row.table(),
+        op,
+        lsn: Some(Lsn(lsn)),
+        kind: ChangeKind::Upsert {
+            row,
+            unavailable: Unavailable(unavailable),
+        },
+    };
+    let cart = |customer: Option<i64>, product: i64| {
+        Row::Cart(Cart {
+            cart_id: 1,
+            customer_id: customer,
+            product_id: Some(product),
+            quantity: 1,
+            added_at: None,
+        })
+    };
+    let order = |id: i64| {
+        Row::Order(sources::Order {
+            order_id: id,
+            order_date: sources::Micros(gen::T0),
+            total_price: sources::Money(100_000),
+            status: OrderStatus::Pending,
+            customer_id: Some(1),
+            payment_id: None,
+            shipment_id: None,
+        })
+    };
+    let item = |id: i64, product: Option<i64>, quantity: i32| {
+        Row::OrderItem(sources::OrderItem {
+            order_item_id: id,
+            order_id: Some(1),
+            product_id: product,
+            quantity,
+            price: sources::Money(100_000),
+        })
+    };
+    let txs = vec![
+        gen::make_tx(
+            Some(1),
+            vec![
+                change(10, Op::Create, cart(None, 1), 0),
+                change(11, Op::Create, order(1), 0),
+                change(12, Op::Create, item(1, Some(1), 1), 0),
+                change(13, Op::Create, item(2, None, 1), 0),
+            ],
+        ),
+        // customer_id (column 1) of the cart and product_id (column 2) of item 2 unavailable,
+        // with garbage in their place; other columns really change.
+        gen::make_tx(
+            Some(2),
+            vec![
+                change(20, Op::Update, cart(Some(4242), 2), 1 << 1),
+                change(21, Op::Update, item(2, Some(4242), 3), 1 << 2),
+            ],
+        ),
+    ];
+    assert_agree(&txs);
+}
