@@ -27,35 +27,47 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// `engine replay FILE --dump DIR`.
+/// `engine replay FILE --dump DIR`: parse on the source thread while the engine computes
+/// (nothing is held in memory but the state), then dump. In a cluster, only process 0 reads
+/// the file and dumps; the other processes compute until process 0 closes its inputs.
 fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let dead = match &args.dead_letters {
+    let cfg = args.cluster.engine_config(&args.views)?;
+    let feeding = cfg.process_id == 0;
+    let engine = Engine::start(cfg)?;
+    if !feeding {
+        return engine.shutdown();
+    }
+    let dead = Arc::new(match &args.dead_letters {
         Some(p) => sources::deadletter::DeadLetters::new(Some(p), 1000)
             .with_context(|| format!("opening dead-letter file {}", p.display()))?,
         None => sources::deadletter::DeadLetters::in_memory(1000),
-    };
-    let (txs, stats) = sources::file::read_file_with(&args.file, &dead, Default::default())
-        .with_context(|| format!("reading {}", args.file.display()))?;
-    let cfg = args.cluster.engine_config(&args.views)?;
-    let engine = Engine::start(cfg)?;
-    let n = txs.len();
-    for tx in txs {
-        engine.submit(tx)?;
+    });
+    let (io, eio) = sources::channel(256);
+    let source = sources::file::FileSource::new(args.file.clone()).with_dead_letters(dead);
+    let reader = std::thread::Builder::new()
+        .name("source".into())
+        .spawn(move || source.run(io))?;
+    let submitter = engine.submitter();
+    for tx in eio.input.iter() {
+        submitter.submit(tx)?;
     }
+    let stats = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("file reader panicked"))?
+        .with_context(|| format!("reading {}", args.file.display()))?;
     let as_of = engine.sync();
     let counts = dump::write_dump(&engine.store(), &args.dump)?;
     engine.shutdown()?;
     eprintln!(
-        "replayed {} transactions ({} dead letters) in {:.2?}; as_of time {} lsn {}",
-        n,
+        "replayed {} lines, {} events, {} transactions ({} dead letters) in {:.2?}; as_of time {} lsn {}",
+        stats.lines,
+        stats.events,
+        stats.transactions,
         stats.dead_letters,
         started.elapsed(),
         as_of.time,
-        as_of
-            .lsn
-            .map(|l| l.to_string())
-            .unwrap_or_else(|| "-".into())
+        as_of.lsn.map(|l| l.to_string()).unwrap_or_else(|| "-".into())
     );
     for (view, rows) in counts {
         eprintln!(

@@ -90,6 +90,9 @@ struct BatchMeta {
 pub struct Engine {
     store: ViewStore,
     submit: Option<Sender<Transaction>>,
+    /// Dropped on shutdown: tells the ingest thread to drain and stop even while cloned
+    /// [`Submitter`]s are still alive.
+    close: Option<Sender<()>>,
     counters: Arc<Counters>,
     ingest: Option<JoinHandle<()>>,
     workers: Option<timely::communication::WorkerGuards<()>>,
@@ -115,6 +118,7 @@ impl Engine {
         let (submit_tx, submit_rx) = crossbeam_channel::bounded::<Transaction>(cfg.queue.max(1));
         let (batch_tx, batch_rx) = crossbeam_channel::unbounded::<Batch>();
         let (park_tx, park_rx) = crossbeam_channel::bounded::<std::thread::Thread>(1);
+        let (close_tx, close_rx) = crossbeam_channel::bounded::<()>(0);
 
         let timely_cfg = timely_config(&cfg)?;
         let feeder = Arc::new(Mutex::new(Some(batch_rx)));
@@ -155,6 +159,7 @@ impl Engine {
                     .spawn(move || {
                         ingest_loop(
                             submit_rx,
+                            close_rx,
                             batch_tx,
                             worker0,
                             &windows,
@@ -172,6 +177,7 @@ impl Engine {
         Ok(Engine {
             store,
             submit: Some(submit_tx),
+            close: Some(close_tx),
             counters,
             ingest,
             workers: Some(workers),
@@ -229,6 +235,7 @@ impl Engine {
 
     fn stop(&mut self) -> anyhow::Result<()> {
         self.submit = None;
+        self.close = None;
         if let Some(h) = self.ingest.take() {
             h.join()
                 .map_err(|_| anyhow::anyhow!("ingest thread panicked"))?;
@@ -310,8 +317,10 @@ fn timely_config(cfg: &EngineConfig) -> anyhow::Result<timely::Config> {
 }
 
 /// Drains submitted transactions, upserts them, and hands whole batches to worker 0.
+#[allow(clippy::too_many_arguments)]
 fn ingest_loop(
     rx: Receiver<Transaction>,
+    close: Receiver<()>,
     out: Sender<Batch>,
     worker0: std::thread::Thread,
     windows: &[view_store::Window],
@@ -323,7 +332,26 @@ fn ingest_loop(
     let mut time: Time = 0;
     let mut transactions: u64 = 0;
     let mut lsn: Option<Lsn> = None;
-    while let Ok(first) = rx.recv() {
+    let mut closing = false;
+    loop {
+        let first = if closing {
+            // Shutting down: apply what is queued, then stop.
+            match rx.try_recv() {
+                Ok(tx) => tx,
+                Err(_) => break,
+            }
+        } else {
+            crossbeam_channel::select! {
+                recv(rx) -> tx => match tx {
+                    Ok(tx) => tx,
+                    Err(_) => break,
+                },
+                recv(close) -> _ => {
+                    closing = true;
+                    continue;
+                }
+            }
+        };
         time += 1;
         let mut updates = Updates::default();
         let mut meta = BatchMeta::default();
