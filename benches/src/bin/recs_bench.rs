@@ -19,10 +19,10 @@
 //! items, each customer with 2 product views, a category browse and, for some, cart and
 //! wishlist rows.
 
+use engine::facts::{Interaction, Item, LiveOrder, ProductFacts, ViewEvent};
 use engine::views::shared::Shared;
 use engine::views::testkit::{Rig, Sessions};
 use engine::views::{also_bought, recommendations, top_products, Coll, Inputs, ViewsConfig};
-use engine::facts::{Interaction, Item, LiveOrder, ProductFacts, ViewEvent};
 use sources::{Micros, Money};
 use std::collections::HashMap;
 use std::time::Instant;
@@ -117,7 +117,11 @@ impl Shop {
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|x| x.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|x| x.parse::<u64>().ok())
+        })
         .map(|pages| pages * 4096)
         .unwrap_or(0)
 }
