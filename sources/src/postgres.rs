@@ -114,9 +114,11 @@ impl PostgresConfig {
 pub enum PgSourceError {
     #[error("invalid Postgres source configuration: {0}")]
     Config(String),
-    #[error("postgres: {context}: {source}")]
+    #[error("postgres: {context}: {detail}")]
     Sql {
         context: String,
+        /// The server's message and SQLSTATE (tokio-postgres' own Display is only "db error").
+        detail: String,
         #[source]
         source: tokio_postgres::Error,
     },
@@ -152,6 +154,22 @@ pub enum PgSourceError {
 }
 
 impl PgSourceError {
+    /// Worth retrying: the server is unreachable, restarting or ended the connection.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PgSourceError::Sql { source, .. } => match source.as_db_error() {
+                None => true,
+                // Class 08 connection exception, 57 operator intervention (shutdown, starting
+                // up), 53 insufficient resources (too many connections).
+                Some(d) => ["08", "57", "53"]
+                    .iter()
+                    .any(|c| d.code().code().starts_with(c)),
+            },
+            PgSourceError::Replication { source, .. } => !source.is_auth(),
+            _ => false,
+        }
+    }
+
     /// 2 configuration or schema, 3 slot dropped, 4 gave up reconnecting, 1 anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -167,7 +185,19 @@ impl PgSourceError {
 
 fn sql(context: impl Into<String>) -> impl FnOnce(tokio_postgres::Error) -> PgSourceError {
     let context = context.into();
-    move |source| PgSourceError::Sql { context, source }
+    move |source| PgSourceError::Sql {
+        context,
+        detail: describe(&source),
+        source,
+    }
+}
+
+/// A tokio-postgres error with the server's message when there is one.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{} (SQLSTATE {})", d.message(), d.code().code()),
+        None => e.to_string(),
+    }
 }
 
 fn repl(context: impl Into<String>) -> impl FnOnce(PgWireError) -> PgSourceError {
@@ -331,6 +361,10 @@ struct Runner {
     in_flight: VecDeque<Lsn>,
     /// The last session got as far as streaming (resets the reconnect backoff).
     last_session_worked: bool,
+    /// This process created the slot and has not finished its snapshot.
+    snapshot_pending: bool,
+    /// This process completed a snapshot (`Recreate` recreates once per process).
+    snapshot_done: bool,
 }
 
 enum SessionEnd {
@@ -349,6 +383,8 @@ impl Runner {
             acked: Lsn(0),
             in_flight: VecDeque::new(),
             last_session_worked: false,
+            snapshot_pending: false,
+            snapshot_done: false,
         })
     }
 
@@ -367,11 +403,44 @@ impl Runner {
     }
 
     async fn run(mut self) -> Result<(), PgSourceError> {
+        // Setup (publication, slot, snapshot) is retried like the stream when the server is
+        // unreachable or restarting; configuration problems end the run at once.
+        let since = Instant::now();
+        let mut delay = self.cfg.reconnect_initial;
+        let start = loop {
+            match self.setup().await {
+                Ok(Some(lsn)) => break lsn,
+                Ok(None) => return Ok(()), // stopped during the snapshot
+                Err(e) if e.is_transient() && since.elapsed() < self.cfg.give_up_after => {
+                    METRICS.reconnects.inc();
+                    warn!("postgres source setup failed ({e}); retrying in {delay:?}");
+                    let wake = Instant::now() + delay;
+                    while Instant::now() < wake {
+                        if self.io.stopping() {
+                            return Ok(());
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    delay = (delay * 2).min(self.cfg.reconnect_max);
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        self.acked = start;
+        self.stream().await
+    }
+
+    /// Publication and slot; the snapshot when the slot is new. The start LSN, or `None` when
+    /// stopped meanwhile.
+    async fn setup(&mut self) -> Result<Option<Lsn>, PgSourceError> {
         let ctl = self.control().await?;
         self.ensure_publication(&ctl).await?;
         let mut slot = self.slot_info(&ctl).await?;
-        if slot.is_some() && self.cfg.snapshot == SnapshotMode::Recreate {
-            info!(slot = %self.cfg.slot, "dropping the existing slot to snapshot again");
+        let recreate = self.cfg.snapshot == SnapshotMode::Recreate && !self.snapshot_done;
+        if slot.is_some() && (recreate || self.snapshot_pending) {
+            // Recreate mode, or our own slot whose snapshot was interrupted (its rows were not
+            // all sent): start over with a new slot and snapshot.
+            info!(slot = %self.cfg.slot, "dropping the slot to snapshot again");
             self.drop_slot(&ctl).await?;
             slot = None;
         }
@@ -390,22 +459,27 @@ impl Runner {
                 info!(slot = %self.cfg.slot, %lsn, active_pid = ?s.active_pid, "slot exists: resuming streaming, no snapshot");
                 lsn
             }
-            None => match self.create_and_snapshot(&ctl).await {
-                Ok(Some(lsn)) => lsn,
-                Ok(None) => return Ok(()), // stopped during the snapshot
-                Err(e) => {
-                    // Without a complete snapshot the slot must not survive: the next start
-                    // would skip the snapshot.
-                    if let Err(d) = self.drop_slot(&ctl).await {
-                        warn!("dropping the slot after a failed snapshot: {d}");
+            None => {
+                self.snapshot_pending = true;
+                match self.create_and_snapshot(&ctl).await {
+                    Ok(Some(lsn)) => {
+                        self.snapshot_pending = false;
+                        self.snapshot_done = true;
+                        lsn
                     }
-                    return Err(e);
+                    Ok(None) => return Ok(None),
+                    Err(e) => {
+                        // Without a complete snapshot the slot must not survive: the next start
+                        // would skip the snapshot. (If the server is gone, the retry drops it.)
+                        if let Err(d) = self.drop_slot(&ctl).await {
+                            warn!("dropping the slot after a failed snapshot: {d}");
+                        }
+                        return Err(e);
+                    }
                 }
-            },
+            }
         };
-        drop(ctl);
-        self.acked = start;
-        self.stream().await
+        Ok(Some(start))
     }
 
     fn unusable(&self, problem: String) -> PgSourceError {
@@ -550,9 +624,10 @@ impl Runner {
         let outcome = self.read_snapshot(&snapshot, point).await;
         drop(gated);
         // Wait until the creating session released the slot, so streaming can acquire it.
+        // (Best effort: streaming retries while the slot is still held.)
         for _ in 0..100 {
-            match self.slot_info(ctl).await? {
-                Some(s) if s.active_pid.is_some() => {
+            match self.slot_info(ctl).await {
+                Ok(Some(s)) if s.active_pid.is_some() => {
                     tokio::time::sleep(Duration::from_millis(20)).await
                 }
                 _ => break,

@@ -559,3 +559,146 @@ fn reconnects_after_losing_the_session_and_fails_clearly_when_the_slot_is_droppe
     assert!(err.to_string().contains(&db.slot));
     drop(engine);
 }
+
+/// A private PostgreSQL cluster (initdb in a temp dir, own port) that this test may restart
+/// without disturbing anyone else's tests on the shared server.
+struct PrivateCluster {
+    dir: std::path::PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl PrivateCluster {
+    fn bin(name: &str) -> std::path::PathBuf {
+        std::path::Path::new("/usr/lib/postgresql/15/bin").join(name)
+    }
+
+    fn cmd(&self, bin: &str) -> std::process::Command {
+        // initdb and postgres refuse to run as root.
+        if self.as_postgres {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(Self::bin(bin));
+            c
+        } else {
+            std::process::Command::new(Self::bin(bin))
+        }
+    }
+
+    fn pg_ctl(&self, args: &[&str]) {
+        let opts = format!(
+            "-p {} -c wal_level=logical -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.dir.display()
+        );
+        let out = self
+            .cmd("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-o", &opts, "-l"])
+            .arg(self.dir.join("log"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl {args:?}: {out:?}");
+    }
+
+    /// `None` where no PostgreSQL 15 binaries are installed.
+    fn start() -> Option<PrivateCluster> {
+        if !Self::bin("initdb").exists() {
+            eprintln!("skipping: no /usr/lib/postgresql/15/bin/initdb");
+            return None;
+        }
+        let as_postgres = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0\n"))
+            .unwrap_or(false);
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("shopstream-pgrestart-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = PrivateCluster {
+            dir,
+            port,
+            as_postgres,
+        };
+        if as_postgres {
+            let ok = std::process::Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&c.dir)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let out = c
+            .cmd("initdb")
+            .arg("-D")
+            .arg(c.dir.join("data"))
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {out:?}");
+        c.pg_ctl(&["-w", "start"]);
+        Some(c)
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+            eprintln!("--- private cluster log ---\n{log}");
+        }
+        let _ = self
+            .cmd("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn survives_a_real_postgres_restart() {
+    let Some(cluster) = PrivateCluster::start() else {
+        return;
+    };
+    let rt = rt();
+    let client = rt.block_on(async {
+        let c = connect(&cluster.url()).await;
+        c.batch_execute(DDL).await.unwrap();
+        c
+    });
+    let mut cfg = PostgresConfig::new(cluster.url());
+    cfg.reconnect_initial = Duration::from_millis(100);
+    cfg.reconnect_max = Duration::from_millis(500);
+    let (h, engine) = start(cfg);
+    rt.block_on(client.batch_execute("INSERT INTO categories (name) VALUES ('before')"))
+        .unwrap();
+    let t = next_tx_of(&h, &engine);
+    engine.applied.send(t.position.clone()).unwrap();
+    drop(client);
+
+    cluster.pg_ctl(&["-m", "fast", "-w", "restart"]);
+    let client = rt.block_on(connect(&cluster.url()));
+    rt.block_on(client.batch_execute("INSERT INTO categories (name) VALUES ('after')"))
+        .unwrap();
+    // The first change may come again (its ack may not have reached the server); the one
+    // written after the restart must come.
+    let mut keys = vec![];
+    while !keys.contains(&Some(2)) {
+        let t = next_tx_of(&h, &engine);
+        keys.extend(t.changes.iter().map(|c| c.key()));
+        engine.applied.send(t.position.clone()).unwrap();
+    }
+    assert!(keys.iter().all(|k| *k == Some(1) || *k == Some(2)));
+    stop(h, engine);
+}
