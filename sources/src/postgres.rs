@@ -25,7 +25,8 @@
 //! - **Slot exists**: no snapshot; streaming resumes from its `confirmed_flush_lsn`, i.e. the
 //!   last LSN the engine reported applied. Transactions after it are re-delivered
 //!   (at-least-once).
-//! - **Connection lost / Postgres restarted**: reconnect with exponential backoff
+//! - **Connection lost / Postgres restarted** (also during setup or the snapshot; an
+//!   interrupted snapshot is redone with a new slot): reconnect with exponential backoff
 //!   ([`PostgresConfig::reconnect_initial`] doubling up to [`PostgresConfig::reconnect_max`]),
 //!   resuming from the last acknowledged LSN; after [`PostgresConfig::give_up_after`] without a
 //!   working session, [`PgSourceError::GaveUp`] (exit code 4).
