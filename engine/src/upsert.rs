@@ -91,16 +91,28 @@ impl<V: Clone + PartialEq> Keyed<V> {
         Some(Delta { old, new: image })
     }
 
-    /// Retracts every row; returns the images removed.
+    /// A truncate acts as a delete of every key at its LSN: rows whose stored change is newer
+    /// survive (out-of-order delivery), and a redelivered truncate (LSN not above the last
+    /// one) changes nothing. Returns the images removed.
     fn truncate(&mut self, lsn: Option<Lsn>) -> Vec<(i64, V)> {
-        if lsn.is_some() {
-            self.truncated_at = self.truncated_at.max(lsn);
+        if let (Some(l), Some(t)) = (lsn, self.truncated_at) {
+            if l <= t {
+                return Vec::new();
+            }
         }
-        let mut out: Vec<(i64, V)> = self
-            .rows
-            .drain()
-            .filter_map(|(k, s)| s.image.map(|v| (k, v)))
-            .collect();
+        if lsn.is_some() {
+            self.truncated_at = lsn;
+        }
+        let mut out = Vec::new();
+        self.rows.retain(|k, s| {
+            let newer = matches!((s.lsn, lsn), (Some(stored), Some(l)) if stored >= l);
+            if !newer {
+                if let Some(v) = s.image.take() {
+                    out.push((*k, v));
+                }
+            }
+            newer
+        });
         out.sort_by_key(|(k, _)| *k);
         out
     }
@@ -141,6 +153,22 @@ impl OrderImage {
     }
 }
 
+/// A projected image that keeps its nullable key columns even when they are NULL, so that a
+/// later change marking such a column unavailable keeps the stored NULL (not the placeholder);
+/// `usable` is what views see (`None` when a NULL makes the row count for nothing).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Raw<V> {
+    pub a: Option<i64>,
+    pub b: Option<i64>,
+    pub usable: Option<V>,
+}
+
+fn usable_delta<V: Copy + PartialEq>(d: Delta<Raw<V>>) -> Option<Delta<V>> {
+    let old = d.old.and_then(|r| r.usable);
+    let new = d.new.and_then(|r| r.usable);
+    (old != new).then_some(Delta { old, new })
+}
+
 /// A projected change, ready for the dataflow inputs.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Projected {
@@ -157,11 +185,11 @@ pub enum Projected {
 #[derive(Debug, Default)]
 pub struct UpsertState {
     pub orders: Keyed<OrderImage>,
-    pub items: Keyed<Item>,
+    pub items: Keyed<Raw<Item>>,
     pub products: Keyed<ProductFacts>,
-    pub carts: Keyed<Interaction>,
-    pub wishlists: Keyed<Interaction>,
-    pub views: Keyed<ViewEvent>,
+    pub carts: Keyed<Raw<Interaction>>,
+    pub wishlists: Keyed<Raw<Interaction>>,
+    pub views: Keyed<Raw<ViewEvent>>,
 }
 
 /// Column positions (SPEC §1 order) of the projected columns, for unavailable-value handling.
@@ -216,13 +244,23 @@ impl UpsertState {
                     .map(|d| Projected::$variant(key, d))
             }};
         }
+        macro_rules! del_raw {
+            ($map:expr, $variant:ident) => {{
+                if !$map.is_newer(key, lsn) {
+                    return None;
+                }
+                $map.put(key, lsn, None)
+                    .and_then(usable_delta)
+                    .map(|d| Projected::$variant(key, d))
+            }};
+        }
         match table {
             Table::Orders => del!(self.orders, Order),
             Table::Products => del!(self.products, Product),
-            Table::OrderItems => del!(self.items, Item),
-            Table::Carts => del!(self.carts, Cart),
-            Table::Wishlists => del!(self.wishlists, Wishlist),
-            Table::ProductViews => del!(self.views, View),
+            Table::OrderItems => del_raw!(self.items, Item),
+            Table::Carts => del_raw!(self.carts, Cart),
+            Table::Wishlists => del_raw!(self.wishlists, Wishlist),
+            Table::ProductViews => del_raw!(self.views, View),
             _ => None,
         }
     }
@@ -260,24 +298,28 @@ impl UpsertState {
                     return None;
                 }
                 let s = self.items.get(key).copied();
-                let order_id = keep(u, col::ITEM_ORDER, i.order_id, s.map(|s| Some(s.order_id)));
-                let product_id = keep(
-                    u,
-                    col::ITEM_PRODUCT,
-                    i.product_id,
-                    s.map(|s| Some(s.product_id)),
-                );
-                let image = match (order_id, product_id) {
+                let order_id = keep(u, col::ITEM_ORDER, i.order_id, s.map(|s| s.a));
+                let product_id = keep(u, col::ITEM_PRODUCT, i.product_id, s.map(|s| s.b));
+                let su = s.and_then(|s| s.usable);
+                let quantity = keep(u, col::ITEM_QTY, i.quantity as i64, su.map(|s| s.quantity));
+                let price = keep(u, col::ITEM_PRICE, i.price, su.map(|s| s.price));
+                let usable = match (order_id, product_id) {
                     (Some(order_id), Some(product_id)) => Some(Item {
                         order_id,
                         product_id,
-                        quantity: keep(u, col::ITEM_QTY, i.quantity as i64, s.map(|s| s.quantity)),
-                        price: keep(u, col::ITEM_PRICE, i.price, s.map(|s| s.price)),
+                        quantity,
+                        price,
                     }),
                     _ => None,
                 };
+                let image = Raw {
+                    a: order_id,
+                    b: product_id,
+                    usable,
+                };
                 self.items
-                    .put(key, lsn, image)
+                    .put(key, lsn, Some(image))
+                    .and_then(usable_delta)
                     .map(|d| Projected::Item(key, d))
             }
             Row::Product(p) => {
@@ -310,7 +352,8 @@ impl UpsertState {
                     return None;
                 }
                 self.carts
-                    .put(key, lsn, image)
+                    .put(key, lsn, Some(image))
+                    .and_then(usable_delta)
                     .map(|d| Projected::Cart(key, d))
             }
             Row::Wishlist(w) => {
@@ -324,7 +367,8 @@ impl UpsertState {
                     return None;
                 }
                 self.wishlists
-                    .put(key, lsn, image)
+                    .put(key, lsn, Some(image))
+                    .and_then(usable_delta)
                     .map(|d| Projected::Wishlist(key, d))
             }
             Row::ProductView(v) => {
@@ -332,24 +376,27 @@ impl UpsertState {
                     return None;
                 }
                 let s = self.views.get(key).copied();
-                let customer = keep(
+                let customer = keep(u, col::VIEW_CUSTOMER, v.customer_id, s.map(|s| s.a));
+                let product_id = keep(u, col::VIEW_PRODUCT, v.product_id, s.map(|s| s.b));
+                let category_id = keep(
                     u,
-                    col::VIEW_CUSTOMER,
-                    v.customer_id,
-                    s.map(|s| Some(s.customer_id)),
+                    col::VIEW_CATEGORY,
+                    v.category_id,
+                    s.map(|s| s.usable.and_then(|x| x.category_id)),
                 );
-                let image = customer.map(|customer_id| ViewEvent {
+                let usable = customer.map(|customer_id| ViewEvent {
                     customer_id,
-                    product_id: keep(u, col::VIEW_PRODUCT, v.product_id, s.map(|s| s.product_id)),
-                    category_id: keep(
-                        u,
-                        col::VIEW_CATEGORY,
-                        v.category_id,
-                        s.map(|s| s.category_id),
-                    ),
+                    product_id,
+                    category_id,
                 });
+                let image = Raw {
+                    a: customer,
+                    b: product_id,
+                    usable,
+                };
                 self.views
-                    .put(key, lsn, image)
+                    .put(key, lsn, Some(image))
+                    .and_then(usable_delta)
                     .map(|d| Projected::View(key, d))
             }
             Row::Category(_) | Row::Customer(_) | Row::Payment(_) | Row::Shipment(_) => None,
@@ -361,14 +408,16 @@ impl UpsertState {
             ($map:expr, $variant:ident) => {
                 $map.truncate(lsn)
                     .into_iter()
-                    .map(|(k, v)| {
-                        Projected::$variant(
-                            k,
-                            Delta {
-                                old: Some(v),
-                                new: None,
-                            },
-                        )
+                    .filter_map(|(k, raw)| {
+                        raw.usable.map(|v| {
+                            Projected::$variant(
+                                k,
+                                Delta {
+                                    old: Some(v),
+                                    new: None,
+                                },
+                            )
+                        })
                     })
                     .collect()
             };
@@ -415,25 +464,20 @@ fn interaction(
     u: Unavailable,
     customer: Option<i64>,
     product: Option<i64>,
-    s: Option<Interaction>,
-) -> Option<Interaction> {
-    let customer = keep(
-        u,
-        col::INTERACTION_CUSTOMER,
-        customer,
-        s.map(|s| Some(s.customer_id)),
-    );
-    let product = keep(
-        u,
-        col::INTERACTION_PRODUCT,
-        product,
-        s.map(|s| Some(s.product_id)),
-    );
-    match (customer, product) {
+    s: Option<Raw<Interaction>>,
+) -> Raw<Interaction> {
+    let customer = keep(u, col::INTERACTION_CUSTOMER, customer, s.map(|s| s.a));
+    let product = keep(u, col::INTERACTION_PRODUCT, product, s.map(|s| s.b));
+    let usable = match (customer, product) {
         (Some(customer_id), Some(product_id)) => Some(Interaction {
             customer_id,
             product_id,
         }),
         _ => None,
+    };
+    Raw {
+        a: customer,
+        b: product,
+        usable,
     }
 }
