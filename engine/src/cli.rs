@@ -25,6 +25,33 @@ pub struct Cli {
 pub enum Command {
     /// Replay a JSONL file of Debezium events to the end and dump every view (SPEC §7).
     Replay(ReplayArgs),
+    /// Inspect Kafka topics by hand (Debian's kcat cannot talk to every broker).
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TopicsCommand {
+    /// List topics with partitions and approximate message counts.
+    List {
+        #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
+    },
+    /// Print a topic's messages (keys, values, tombstones; Debezium envelopes summarised).
+    Tail {
+        #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
+        #[arg(long)]
+        topic: String,
+        /// Start from the earliest offset instead of the end.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Stop after this many messages.
+        #[arg(long)]
+        max: Option<usize>,
+    },
 }
 
 #[derive(Args, Debug, Clone)]

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use engine::cli::{Cli, Command, ReplayArgs, RunArgs};
+use engine::cli::{Cli, Command, ReplayArgs, RunArgs, TopicsCommand};
 use engine::{dump, Engine};
 use sources::{EngineIo, Transaction};
 use std::sync::atomic::Ordering;
@@ -23,6 +23,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Replay(args)) => replay(args),
+        Some(Command::Topics { command }) => topics(command),
         None => run(cli.run),
     }
 }
@@ -79,6 +80,26 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `engine topics list|tail`: the topic inspector for checking the pipeline by hand.
+fn topics(cmd: TopicsCommand) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        TopicsCommand::List { brokers } => {
+            let topics = sinks::topics::list(&brokers)?;
+            sinks::topics::print_list(&topics, &mut out)?;
+        }
+        TopicsCommand::Tail {
+            brokers,
+            topic,
+            from_beginning,
+            max,
+        } => {
+            sinks::topics::tail(&brokers, &topic, from_beginning, max, &mut out)?;
+        }
+    }
+    Ok(())
+}
+
 /// The long-running platform: source → engine → store → API and sinks.
 fn run(args: RunArgs) -> anyhow::Result<()> {
     let cfg = args.cluster.engine_config(&args.views)?;
@@ -99,6 +120,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             if received_at.0 > 0 {
                 let lat = (now.0 - received_at.0).max(0) as u64;
                 api::metrics::observe_visible_latency(Duration::from_micros(lat));
+                status.set_lag_ms((lat / 1000) as i64);
             }
             api::metrics::transactions_applied(as_of.time);
             status.record_applied(*as_of, Some(received_at).filter(|r| r.0 > 0), as_of.time);
@@ -157,22 +179,53 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         let _ = t.join();
     }
     let _ = pump.join();
-    for s in sinks {
-        s.shutdown();
-    }
+    let (sinks_rt, sink_handles) = sinks;
+    sinks_rt.block_on(async {
+        for h in sink_handles {
+            h.shutdown().await;
+        }
+    });
     if let Some(a) = api {
         a.stop();
     }
     engine.shutdown()
 }
 
-/// A running sink, stopped on shutdown.
-trait Sink {
-    fn shutdown(self: Box<Self>);
-}
-
-fn start_sinks(_args: &RunArgs, _store: &ViewStore) -> anyhow::Result<Vec<Box<dyn Sink>>> {
-    Ok(Vec::new())
+/// Starts the configured sinks on their own tokio runtime (they never block the engine: the
+/// store drops a lagging subscriber, and each sink re-subscribes).
+fn start_sinks(
+    args: &RunArgs,
+    store: &ViewStore,
+) -> anyhow::Result<(tokio::runtime::Runtime, Vec<sinks::SinkHandle>)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("sinks")
+        .enable_all()
+        .build()?;
+    let mut handles = Vec::new();
+    let _guard = rt.enter();
+    if let Some(brokers) = &args.kafka_sink {
+        let cfg = sinks::kafka::KafkaSinkConfig::new(brokers.clone());
+        handles.push(sinks::kafka::KafkaSink::spawn(cfg, store.clone())?);
+        tracing::info!(brokers = %brokers, "Kafka sink started");
+    }
+    if !args.webhooks.is_empty() {
+        let format: sinks::webhook::WebhookFormat = args
+            .webhook_format
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--webhook-format: {e}"))?;
+        let mut cfg = sinks::webhook::WebhookConfig::new(args.webhooks.clone(), format);
+        cfg.state_path = Some(args.webhook_state.clone());
+        handles.push(sinks::webhook::WebhookSink::spawn(cfg, store.clone())?);
+        tracing::info!(endpoints = args.webhooks.len(), "webhook sink started");
+    }
+    if let Some(dir) = &args.sink_dir {
+        let cfg = sinks::file::FileSinkConfig::new(dir.clone());
+        handles.push(sinks::file::FileSink::spawn(cfg, store.clone())?);
+        tracing::info!(dir = %dir.display(), "file sink started");
+    }
+    drop(_guard);
+    Ok((rt, handles))
 }
 
 fn spawn_source(
