@@ -275,6 +275,10 @@ impl KafkaSource {
             }
         }
         committer.drain(&io, &consumer, &mut stats, true);
+        // Leave the group explicitly, so a restarted consumer of the same group is given the
+        // partitions at once instead of after the old member's session times out.
+        consumer.unsubscribe();
+        let _ = consumer.poll(Duration::from_millis(100));
         info!(?stats, "kafka source stopped");
         Ok(stats)
     }
