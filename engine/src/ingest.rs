@@ -56,7 +56,8 @@ impl Updates {
     }
 }
 
-fn consolidate<D: Ord>(v: &mut Vec<(D, isize)>) {
+/// Sums the diffs of equal records and drops the zeros (sorts by record).
+pub(crate) fn consolidate<D: Ord>(v: &mut Vec<(D, isize)>) {
     if v.len() < 2 {
         v.retain(|(_, r)| *r != 0);
         return;

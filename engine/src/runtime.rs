@@ -194,14 +194,7 @@ impl Engine {
 
     /// Queues a transaction (blocks while the queue is full). Transactions apply in order.
     pub fn submit(&self, tx: Transaction) -> anyhow::Result<()> {
-        let s = self
-            .submit
-            .as_ref()
-            .ok_or_else(|| anyhow::anyhow!("engine is shut down"))?;
-        self.counters
-            .transactions_submitted
-            .fetch_add(1, Ordering::SeqCst);
-        s.send(tx).map_err(|_| anyhow::anyhow!("engine stopped"))
+        self.submitter().submit(tx)
     }
 
     /// A sender for a source pump thread.
@@ -583,7 +576,7 @@ fn publish(
             }
             out
         };
-        consolidate_rows(&mut changes);
+        crate::ingest::consolidate(&mut changes);
         // Retractions first, so a reader applying in order never sees two rows for one key.
         changes.sort_by_key(|(_, r)| *r > 0);
         let as_of = AsOf {
@@ -605,19 +598,6 @@ fn publish(
             f(&as_of, meta.received_at, &meta.positions);
         }
     }
-}
-
-fn consolidate_rows(v: &mut Vec<(ViewRow, isize)>) {
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out: Vec<(ViewRow, isize)> = Vec::with_capacity(v.len());
-    for (d, r) in v.drain(..) {
-        match out.last_mut() {
-            Some((last, lr)) if *last == d => *lr += r,
-            _ => out.push((d, r)),
-        }
-    }
-    out.retain(|(_, r)| *r != 0);
-    *v = out;
 }
 
 /// Wall-clock now.
