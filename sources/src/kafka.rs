@@ -1,22 +1,32 @@
-//! The Kafka source (`--source kafka://host:port`): Debezium topics through a consumer group.
+//! The Kafka source (`--source kafka://host:port`): Debezium topics, read from the offsets
+//! committed under a consumer group id.
 //!
-//! Subscribes to every `<prefix>.public.*` topic and to `<prefix>.transaction` when it exists
-//! (the equivalent of the regex `^<prefix>\.(public\..+|transaction)$`, resolved from the
-//! cluster metadata by the source itself and refreshed every `topic_refresh`, so topics
-//! created later are picked up). Reads from the
-//! earliest offset when the group has none, with auto-commit off: offsets are committed only
-//! for positions the engine reports applied through `io.applied`, so a restart resumes after
-//! the last applied transaction and re-reads (at least once) what was not applied.
+//! Reads every partition of every `<prefix>.public.*` topic and of `<prefix>.transaction` when
+//! it exists (the equivalent of the regex `^<prefix>\.(public\..+|transaction)$`), resolved
+//! from the cluster metadata by the source itself and assigned manually (`assign`, no group
+//! membership); the metadata is looked at again every `topic_refresh`, and partitions of topics
+//! created later (a table's first change) are added. Each partition starts at the offset
+//! committed for the group id, or at the earliest offset when there is none. Auto-commit is
+//! off: offsets are committed (explicitly, under the group id) only for positions the engine
+//! reports applied through `io.applied`, so a restart resumes after the last applied
+//! transaction and re-reads (at least once) what was not applied. Messages that carry no change
+//! (tombstones, dead letters) are committed past once everything before them on their
+//! partition is applied.
 //!
-//! Owns the consumer and offset commits. Parsing is [`crate::debezium`] (through
-//! [`DeadLetters::parse`], so malformed messages become dead letters), grouping is
-//! [`crate::group`]. Must not dedupe: the engine's per-key LSN rule makes re-reads harmless.
+//! Why no group membership: one engine process reads every partition anyway, and a group join
+//! costs seconds, and on Tansu a restarted member's rejoin could stall for minutes.
 //!
-//! Limits: after a rebalance that takes partitions away, transactions still buffered from them
-//! are released by the grouping's bounds (or on the idle timeout for txId runs); with one
-//! engine process per group that does not happen.
+//! Owns the consumer, its partition assignment and offset commits. Parsing is
+//! [`crate::debezium`] (through [`DeadLetters::parse`], so malformed messages become dead
+//! letters), grouping is [`crate::group`]. Must not dedupe: the engine's per-key LSN rule makes
+//! re-reads harmless.
+//!
+//! Limits: one engine process per group id. Two processes started with the same group id both
+//! read everything and overwrite each other's commits, so a restart could skip what one of
+//! them had not applied: give each engine its own group id.
 
 use crate::deadletter::DeadLetters;
+use crate::event::Parsed;
 use crate::group::{GroupConfig, MarkerMode, TxAssembler};
 use crate::source::SourceIo;
 use crate::types::{Position, Transaction};
@@ -25,7 +35,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError as RdError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
@@ -111,20 +121,14 @@ impl KafkaSource {
 
     fn consumer(&self) -> Result<BaseConsumer, KafkaSourceError> {
         let mut c = ClientConfig::new();
+        // The group id only names where offsets are stored: partitions are assigned by the
+        // source itself (see the module docs), so the consumer never joins the group.
         c.set("bootstrap.servers", &self.cfg.brokers)
             .set("group.id", &self.cfg.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("allow.auto.create.topics", "false")
-            .set(
-                "topic.metadata.refresh.interval.ms",
-                self.cfg.topic_refresh.as_millis().to_string(),
-            )
-            // Tansu completes a group join only after about half the session timeout (23 s
-            // with librdkafka's 45 s default, 3.6 s with 6 s, measured); 10 s also makes a
-            // real cluster notice a dead engine sooner.
-            .set("session.timeout.ms", "10000")
             .set("client.id", "shopstream-source");
         for (k, v) in &self.cfg.extra {
             c.set(k, v);
@@ -135,83 +139,110 @@ impl KafkaSource {
         })
     }
 
-    /// The existing topics the source reads, sorted: `<prefix>.public.*` and
-    /// `<prefix>.transaction`. A failed lookup gives none (and is logged).
-    fn matching_topics(&self, consumer: &BaseConsumer) -> Vec<String> {
+    /// The partitions of the existing topics the source reads, sorted: `<prefix>.public.*`
+    /// and `<prefix>.transaction`. `None` when the lookup failed (logged).
+    fn matching_partitions(&self, consumer: &BaseConsumer) -> Option<BTreeSet<(String, i32)>> {
         let public = format!("{}.public.", self.cfg.prefix);
         let tx = format!("{}.transaction", self.cfg.prefix);
         match consumer.fetch_metadata(None, Duration::from_secs(10)) {
-            Ok(md) => {
-                let mut v: Vec<String> = md
-                    .topics()
+            Ok(md) => Some(
+                md.topics()
                     .iter()
                     .filter(|t| t.error().is_none())
-                    .map(|t| t.name().to_string())
-                    .filter(|n| (n.starts_with(&public) && n.len() > public.len()) || *n == tx)
-                    .collect();
-                v.sort();
-                v
-            }
+                    .filter(|t| {
+                        let n = t.name();
+                        (n.starts_with(&public) && n.len() > public.len()) || n == tx
+                    })
+                    .flat_map(|t| {
+                        t.partitions()
+                            .iter()
+                            .map(move |p| (t.name().to_string(), p.id()))
+                    })
+                    .collect(),
+            ),
             Err(e) => {
                 warn!("kafka metadata: {e}");
-                Vec::new()
+                None
             }
         }
     }
 
-    fn subscribe(
+    /// Adds the partitions in `found` that are not assigned yet, each from the group's
+    /// committed offset, or from the earliest one when the group has none.
+    fn assign_new(
         &self,
         consumer: &BaseConsumer,
-        topics: &[String],
+        assigned: &mut BTreeSet<(String, i32)>,
+        found: &BTreeSet<(String, i32)>,
     ) -> Result<(), KafkaSourceError> {
-        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer
-            .subscribe(&names)
-            .map_err(|source| KafkaSourceError::Kafka {
-                context: format!("subscribing to {} topics", names.len()),
-                source,
-            })?;
-        info!(brokers = %self.cfg.brokers, group = %self.cfg.group_id, topics = ?names, "kafka source subscribed");
-        Ok(())
-    }
-
-    /// Whether `<prefix>.transaction` exists (a failed lookup counts as no).
-    fn has_transaction_topic(&self, consumer: &BaseConsumer) -> bool {
-        let topic = format!("{}.transaction", self.cfg.prefix);
-        match consumer.fetch_metadata(Some(&topic), Duration::from_secs(10)) {
-            Ok(md) => md
-                .topics()
-                .iter()
-                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()),
+        let new: Vec<(String, i32)> = found.difference(assigned).cloned().collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let mut ask = TopicPartitionList::new();
+        for (topic, partition) in &new {
+            ask.add_partition(topic, *partition);
+        }
+        let mut tpl = TopicPartitionList::new();
+        let mut starts = Vec::with_capacity(new.len());
+        match consumer.committed_offsets(ask, Duration::from_secs(10)) {
+            Ok(committed) => {
+                for e in committed.elements() {
+                    let start = match e.offset() {
+                        Offset::Offset(o) if o >= 0 => Offset::Offset(o),
+                        _ => Offset::Beginning,
+                    };
+                    starts.push(format!("{}/{}@{start:?}", e.topic(), e.partition()));
+                    add(&mut tpl, e.topic(), e.partition(), start);
+                }
+            }
             Err(e) => {
-                warn!("kafka metadata for {topic}: {e}");
-                false
+                // librdkafka then fetches the committed offsets itself when it starts the
+                // partitions (falling back to auto.offset.reset = earliest).
+                warn!("kafka committed offsets lookup failed, assigning with stored offsets: {e}");
+                for (topic, partition) in &new {
+                    starts.push(format!("{topic}/{partition}@stored"));
+                    add(&mut tpl, topic, *partition, Offset::Stored);
+                }
             }
         }
+        consumer
+            .incremental_assign(&tpl)
+            .map_err(|source| KafkaSourceError::Kafka {
+                context: format!("assigning {} partitions", tpl.count()),
+                source,
+            })?;
+        info!(brokers = %self.cfg.brokers, group = %self.cfg.group_id, partitions = ?starts, "kafka source assigned");
+        assigned.extend(new);
+        Ok(())
     }
 
     /// Consumes until the engine stops or hangs up. Broker trouble is retried by librdkafka
     /// (and logged); only setup failures end the run with an error.
     pub fn run(self, io: SourceIo) -> Result<KafkaStats, KafkaSourceError> {
         let consumer = self.consumer()?;
-        // Resolve the topics ourselves rather than subscribing to the regex: not every
-        // Kafka-compatible broker (Tansu) serves librdkafka's regex subscription.
-        let mut topics = Vec::new();
-        while topics.is_empty() {
+        // Resolve the partitions ourselves rather than subscribing: not every Kafka-compatible
+        // broker serves librdkafka's regex subscription, and a group join (and the rejoin of a
+        // restarted engine) can take from seconds to minutes on some (Tansu), for nothing: one
+        // engine process reads every partition anyway.
+        let mut found = BTreeSet::new();
+        while found.is_empty() {
             if io.stopping() {
                 return Ok(KafkaStats::default());
             }
-            topics = self.matching_topics(&consumer);
-            if topics.is_empty() {
+            found = self.matching_partitions(&consumer).unwrap_or_default();
+            if found.is_empty() {
                 info!(prefix = %self.cfg.prefix, "no Debezium topics yet; waiting");
                 std::thread::sleep(self.cfg.topic_refresh.min(Duration::from_secs(1)));
             }
         }
-        self.subscribe(&consumer, &topics)?;
+        let mut assigned = BTreeSet::new();
+        self.assign_new(&consumer, &mut assigned, &found)?;
         let mut last_refresh = Instant::now();
         let dl = self.cfg.dead_letters.clone();
         let mut group = self.cfg.group.clone();
-        if group.markers == MarkerMode::Auto && self.has_transaction_topic(&consumer) {
+        let tx_topic = format!("{}.transaction", self.cfg.prefix);
+        if group.markers == MarkerMode::Auto && assigned.iter().any(|(t, _)| *t == tx_topic) {
             // Markers from the start: otherwise events read before the first marker (from
             // other topics, in any interleaving) would be grouped by txId instead.
             info!("transaction topic found: grouping by transaction markers");
@@ -229,12 +260,10 @@ impl KafkaSource {
             }
             if last_refresh.elapsed() >= self.cfg.topic_refresh {
                 last_refresh = Instant::now();
-                let now = self.matching_topics(&consumer);
-                if !now.is_empty() && now != topics {
-                    // A new table topic: resubscribing rebalances; what was read but not
-                    // committed is read again, which the engine's LSN rule absorbs.
-                    topics = now;
-                    self.subscribe(&consumer, &topics)?;
+                // A table's topic appears with its first change (or a topic gains partitions):
+                // adding partitions leaves the others where they are.
+                if let Some(now) = self.matching_partitions(&consumer) {
+                    self.assign_new(&consumer, &mut assigned, &now)?;
                 }
             }
             match consumer.poll(Duration::from_millis(50)) {
@@ -256,13 +285,15 @@ impl KafkaSource {
                     let position =
                         Position::Kafka(vec![(topic.to_string(), m.partition(), m.offset() + 1)]);
                     let at = format!("{topic}/{}@{}", m.partition(), m.offset());
+                    committer.read(topic, m.partition(), m.offset());
                     match dl.parse(&at, Some(topic), m.payload()) {
+                        Some(Parsed::Tombstone) => {
+                            committer.skip(topic, m.partition(), m.offset());
+                        }
                         Some(parsed) => asm.push(parsed, position),
                         None => {
                             stats.dead_letters += 1;
-                            // Nothing to apply, but its offset must be committed eventually:
-                            // carry it with the next transaction (as a tombstone is).
-                            asm.push(crate::event::Parsed::Tombstone, position);
+                            committer.skip(topic, m.partition(), m.offset());
                         }
                     }
                 }
@@ -275,12 +306,14 @@ impl KafkaSource {
             }
         }
         committer.drain(&io, &consumer, &mut stats, true);
-        // Leave the group explicitly, so a restarted consumer of the same group is given the
-        // partitions at once instead of after the old member's session times out.
-        consumer.unsubscribe();
-        let _ = consumer.poll(Duration::from_millis(100));
         info!(?stats, "kafka source stopped");
         Ok(stats)
+    }
+}
+
+fn add(tpl: &mut TopicPartitionList, topic: &str, partition: i32, offset: Offset) {
+    if let Err(err) = tpl.add_partition_offset(topic, partition, offset) {
+        warn!("kafka partition list: {err}");
     }
 }
 
@@ -311,12 +344,38 @@ fn send(
 }
 
 /// Commits offsets the engine applied, never moving a partition backwards.
+///
+/// Messages that carry no change (tombstones, dead letters) are not handed to the grouping:
+/// it would attach their positions to whichever transaction it releases next, which can be an
+/// earlier one, and committing that would skip the unapplied events between them (seen: a
+/// tombstone after a delete committed past the delete and its transaction's other events, so
+/// the restarted source waited forever for them). Instead they are committed here once every
+/// message before them on their partition is applied.
 #[derive(Default)]
 struct Committer {
+    /// Per partition: every message before this offset is applied or needs nothing (initially
+    /// the first offset read in this run).
     committed: HashMap<(String, i32), i64>,
+    /// Per partition: offsets of messages that carry no change, not yet committed past.
+    skipped: HashMap<(String, i32), BTreeSet<i64>>,
 }
 
 impl Committer {
+    /// Notes a message read; the first one of a partition marks where this run started it.
+    fn read(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.committed
+            .entry((topic.to_string(), partition))
+            .or_insert(offset);
+    }
+
+    /// Notes a message that needs nothing applied.
+    fn skip(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.skipped
+            .entry((topic.to_string(), partition))
+            .or_default()
+            .insert(offset);
+    }
+
     fn drain(
         &mut self,
         io: &SourceIo,
@@ -324,8 +383,7 @@ impl Committer {
         stats: &mut KafkaStats,
         sync: bool,
     ) {
-        let mut tpl = TopicPartitionList::new();
-        let mut any = false;
+        let mut moved: BTreeSet<(String, i32)> = BTreeSet::new();
         while let Ok(pos) = io.applied.try_recv() {
             let Position::Kafka(offsets) = pos else {
                 continue;
@@ -337,31 +395,41 @@ impl Committer {
                     .or_insert(-1);
                 if offset > *e {
                     *e = offset;
-                    any = true;
-                    // add_partition_offset replaces an earlier entry of the same partition.
-                    if let Err(err) =
-                        tpl.add_partition_offset(&topic, partition, Offset::Offset(offset))
-                    {
-                        warn!("kafka commit list: {err}");
-                    }
+                    moved.insert((topic, partition));
                 }
             }
         }
-        if sync && !self.committed.is_empty() {
+        // Skipped messages right at a partition's applied frontier are done too.
+        for (tp, offsets) in self.skipped.iter_mut() {
+            let Some(frontier) = self.committed.get_mut(tp) else {
+                continue;
+            };
+            while let Some(&o) = offsets.first() {
+                if o < *frontier {
+                    offsets.pop_first();
+                } else if o == *frontier {
+                    *frontier = o + 1;
+                    offsets.pop_first();
+                    moved.insert(tp.clone());
+                } else {
+                    break;
+                }
+            }
+        }
+        self.skipped.retain(|_, o| !o.is_empty());
+        if sync {
             // The last commit is synchronous and repeats every partition's offset, so an async
             // commit still in flight when the consumer closes cannot be lost.
-            tpl = TopicPartitionList::new();
-            for ((topic, partition), offset) in &self.committed {
-                if let Err(err) =
-                    tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                {
-                    warn!("kafka commit list: {err}");
-                }
-            }
-            any = true;
+            moved.extend(self.committed.keys().cloned());
         }
-        if !any {
+        if moved.is_empty() {
             return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for tp in &moved {
+            if let Some(&offset) = self.committed.get(tp) {
+                add(&mut tpl, &tp.0, tp.1, Offset::Offset(offset));
+            }
         }
         let mode = if sync {
             CommitMode::Sync
