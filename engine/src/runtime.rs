@@ -115,6 +115,8 @@ impl Engine {
         on_publish: Option<OnPublish>,
     ) -> anyhow::Result<Engine> {
         let counters = Arc::new(Counters::default());
+        // recommendations are computed when read, with the configured K
+        store.set_recommendations_k(cfg.views.also_bought_k);
         let (submit_tx, submit_rx) = crossbeam_channel::bounded::<Transaction>(cfg.queue.max(1));
         let (batch_tx, batch_rx) = crossbeam_channel::unbounded::<Batch>();
         let (park_tx, park_rx) = crossbeam_channel::bounded::<std::thread::Thread>(1);
@@ -471,7 +473,8 @@ fn run_worker(
             wishlists: wishlists_c,
             product_views: product_views_c,
         };
-        views::build(&inputs, views_cfg)
+        // view rows and the recommendations index updates, published together per time
+        views::build_published(&inputs, views_cfg)
             .inner
             .exchange(|_| 0)
             .inspect_core(move |event| {

@@ -110,22 +110,38 @@ impl Default for ViewsConfig {
     }
 }
 
-/// Every view's rows, as one collection (each row knows its view).
+/// Every view's rows, as one collection (each row knows its view). `recommendations` has no
+/// rows here: its lists are computed at read time from the index updates that
+/// [`build_published`] adds.
 pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+    assemble(inputs, cfg, false)
+}
+
+/// What the engine publishes into the store: every view's rows plus the index updates of
+/// `recommendations` ([`ViewRow::RecsIndex`], whose diffs are multiplicities, not 0/1).
+pub fn build_published<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+    assemble(inputs, cfg, true)
+}
+
+fn assemble<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig, recs_index: bool) -> Coll<'s, ViewRow> {
     // arrangements and per-product sales read by several views, built once
     let shared = shared::Shared::new(inputs);
 
     // the co-purchase pairs behind also_bought, which recommendations score with
     let co = also_bought::CoPurchases::new(&shared, cfg);
-    // top_products' rows are also the best sellers recommendations fill in with
+    // top_products' rows are also the best sellers recommendations fill in with (read from
+    // the store at read time)
     let top = top_products::build(&shared, cfg);
 
-    revenue::build(&shared).concatenate([
-        top.clone(),
+    let mut views = vec![
+        top,
         trending::build(&shared, cfg),
         category_sales::build(&shared),
         fraud_alerts::build(&inputs.live_orders, &cfg.fraud),
         also_bought::build(&co, cfg),
-        recommendations::build(inputs, &shared, &co, &top, cfg),
-    ])
+    ];
+    if recs_index {
+        views.push(recommendations::build(inputs, &shared, &co));
+    }
+    revenue::build(&shared).concatenate(views)
 }

@@ -13,205 +13,104 @@
 //!   "Best sellers" are exactly the `top_products` rows of window `all`, metric `quantity`
 //!   (top N per scope), as the oracle reads them; so a list may stay shorter than K.
 //!
-//! How it is computed — eagerly, in the dataflow, for now. The scores are a join of the weights
-//! (multiplicity = weight) with the co-occurrence multiset (multiplicity = count): the join
-//! multiplies multiplicities, so `count_total` of `(c, q)` is the score. This is exact, consistent
-//! with `as_of`, and needs no read path of its own (store, dump, API and sinks see ordinary rows).
-//! Its cost is the `(customer, candidate)` score state and the fan-out of one new order to every
-//! customer who touched one of its products. Measured (release, `recs_bench`, 2 shared cores,
-//! synthetic shop: skewed popularity, 1-4 items per order, ~3 interactions per customer):
+//! How it is computed — at read time. This module only derives small, additive index updates
+//! ([`RecsDelta`], published as [`ViewRow::RecsIndex`] rows with the same engine time as every
+//! view row): per (customer, product) interactions by kind (a purchase once per live order
+//! containing the product, cart, wishlist and product-view rows), per (customer, category)
+//! browses, each product's current category and inactive flag, and the co-occurrence counts
+//! co(p, q) of [`CoPurchases`] (one delta per order and pair; orders over the basket cap give
+//! none). The store applies them to its index under the same write lock as the view rows, so
+//! a list computed from it reflects exactly the `as_of` it is returned with, and computes a
+//! customer's list when it is read (`view_store::recs`: weights, scores, exclusions, fill-ins
+//! from the `top_products` rows of window `all`, metric `quantity`).
+//!
+//! Why not eagerly: the scores are a join of the weights with the co-occurrence multiset, so
+//! one new order fans out to every customer who touched one of its products, and the
+//! `(customer, candidate)` score state is huge. Measured (release, `recs_bench`, 2 shared
+//! cores, synthetic shop: skewed popularity, 1-4 items per order, ~3 interactions per
+//! customer), before the switch:
 //!
 //! | 10k customers / 1k products / 50k orders | state (RSS) | load | update per order p50 / p99 |
 //! |---|---|---|---|
 //! | dataflow without recommendations (also_bought + top_products) | 77 MB | 0.8 s | 0.74 / 5.0 ms |
-//! | + eager recommendations (this module) | **11.3 GB** | 200 s | **74 / 1,110 ms** |
-//! | read-time index (co-occurrence, interactions, best sellers) | 13 MB | 0.1 s | 1.1 µs (mean) |
+//! | + eager recommendations (the former version of this module) | **11.3 GB** | 200 s | **74 / 1,110 ms** |
+//! | read-time index prototype (co-occurrence, interactions, best sellers) | 13 MB | 0.1 s | 1.1 µs (mean) |
 //!
-//! The read-time index at the requested scale (1M customers / 100k products / 2M orders):
-//! 956 MB, 4.5 µs per order, serving one customer's list p50 198 µs, p99 6.1 ms.
-//! So eager maintenance only fits small shops (the embedded simulator's scale, the tests); a
-//! large store must compute lists at read time. That switch is NOT done yet: it needs the index
-//! published by the runtime at each `as_of`, a recommender hook in view-store that the API's
-//! `/recommendations/{id}` and the dump call, and the dataflow here reduced to emitting index
-//! updates (weights, exclusions, best sellers; the co-occurrence arrangement already exists).
+//! The prototype at the requested scale (1M customers / 100k products / 2M orders): 956 MB,
+//! 4.5 µs per order, serving one customer's list p50 198 µs, p99 6.1 ms. The real engine path
+//! (this module + the store's index, `recs_bench` default mode) is measured in the same bench;
+//! see its module docs for the figures.
 //!
-//! Owns only this view's rows; reads the co-purchase state of `also_bought` and the rows of
-//! `top_products`, and must not change either.
+//! The dataflow state this module adds is one arrangement: the distinct products of live
+//! orders by order (to attach the order's customer, and to re-attribute them when the order
+//! changes customer). Everything else is a stateless projection of the inputs or of the
+//! co-purchase arrangement that `also_bought` already keeps.
+//!
+//! Owns only the derivation of the index updates; reads the co-purchase state of
+//! `also_bought` and must not change it. The scoring rules live with the index (view-store).
 
 use super::also_bought::CoPurchases;
-use super::shared::{top_n, Shared};
-use super::{Coll, Inputs, ViewsConfig};
+use super::shared::Shared;
+use super::{Coll, Inputs};
 use crate::facts::LiveOrder;
-use differential_dataflow::operators::{CountTotal, ThresholdTotal};
-use serde::{Deserialize, Serialize};
-use std::cmp::Reverse;
-use std::collections::BTreeSet;
-use view_store::{Metric, RecommendationRow, ViewRow, Window};
-
-/// What the final per-customer step reads, in the order it reads it (`Ord` = variant order).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-enum Part {
-    /// A scored candidate (already without excluded products): rank, product, score.
-    Scored(u32, i64, isize),
-    /// A best seller of a favourite category: (favourite weight, category, its rank, product).
-    Favourite(Reverse<isize>, i64, u32, i64),
-    /// A global best seller: rank, product.
-    Global(u32, i64),
-    /// A best seller the customer bought or has in the cart.
-    Excluded(i64),
-}
+use view_store::{InteractionKind, RecsDelta, ViewRow};
 
 pub fn build<'s>(
     inputs: &Inputs<'s>,
     shared: &Shared<'s>,
     co: &CoPurchases<'s>,
-    top_products: &Coll<'s, ViewRow>,
-    cfg: &ViewsConfig,
 ) -> Coll<'s, ViewRow> {
-    let k = cfg.also_bought_k;
+    let interaction = |customer, product, kind| RecsDelta::Interaction {
+        customer,
+        product,
+        kind,
+    };
 
-    // (customer, product) once per live order of the customer containing the product
-    let purchases = co
-        .baskets
-        .clone()
-        .join_core(shared.orders.clone(), |_order, &p, o: &LiveOrder| {
-            o.customer_id.map(|c| (c, p))
-        });
+    // once per live order of the customer containing the product
+    let purchases =
+        co.baskets
+            .clone()
+            .join_core(shared.orders.clone(), move |_order, &p, o: &LiveOrder| {
+                o.customer_id
+                    .map(|c| interaction(c, p, InteractionKind::Purchase))
+            });
     let carts = inputs
         .carts
         .clone()
-        .map(|(_, i)| (i.customer_id, i.product_id));
+        .map(move |(_, i)| interaction(i.customer_id, i.product_id, InteractionKind::Cart));
     let wishlists = inputs
         .wishlists
         .clone()
-        .map(|(_, i)| (i.customer_id, i.product_id));
-    let viewed = inputs
-        .product_views
-        .clone()
-        .flat_map(|(_, v)| v.product_id.map(|p| (v.customer_id, p)));
-    // (customer, category) per browse of a category (a view without product)
-    let browses =
+        .map(move |(_, i)| interaction(i.customer_id, i.product_id, InteractionKind::Wishlist));
+    // a product view, or a category browse (a view without product)
+    let views =
         inputs
             .product_views
             .clone()
-            .flat_map(|(_, v)| match (v.product_id, v.category_id) {
-                (None, Some(cat)) => Some((v.customer_id, cat)),
-                _ => None,
+            .flat_map(move |(_, v)| match (v.product_id, v.category_id) {
+                (Some(p), _) => Some(interaction(v.customer_id, p, InteractionKind::View)),
+                (None, Some(category)) => Some(RecsDelta::Browse {
+                    customer: v.customer_id,
+                    category,
+                }),
+                (None, None) => None,
             });
-
-    // (product, customer) with multiplicity weight(c, p)
-    let weights = purchases
+    let products = inputs.products.clone().flat_map(|(product, f)| {
+        let category = f
+            .category_id
+            .map(|category| RecsDelta::Category { product, category });
+        let inactive = (!f.active).then_some(RecsDelta::Inactive { product });
+        category.into_iter().chain(inactive)
+    });
+    // co(p, q): one copy per live order within the cap containing both
+    let pairs = co
+        .pairs
         .clone()
-        .explode(|(c, p)| Some(((p, c), 2isize)))
-        .concat(carts.clone().explode(|(c, p)| Some(((p, c), 3isize))))
-        .concat(wishlists.explode(|(c, p)| Some(((p, c), 2isize))))
-        .concat(viewed.map(|(c, p)| (p, c)));
-    let weights_by_product = weights.clone().arrange_by_key();
+        .as_collection(|&product, &other| RecsDelta::CoPurchase { product, other });
 
-    // what a customer must not be offered
-    let excluded = purchases.concat(carts).distinct_total();
-    let inactive = inputs
-        .products
-        .clone()
-        .filter(|(_, f)| !f.active)
-        .map(|(id, _)| id)
-        .distinct_total();
-
-    // ((customer, q), score): the join multiplies weight by co-occurrence count
-    let scores = weights_by_product
-        .clone()
-        .join_core(co.pairs.clone(), |_p, &c, &q| Some((c, q)))
-        .count_total();
-    let candidates = scores
-        .antijoin(excluded.clone())
-        .map(|((c, q), s)| (q, (c, s)))
-        .antijoin(inactive.clone())
-        .map(|(q, (c, s))| (c, (Reverse(s), q, s)));
-    let scored = top_n(candidates, k).map(|(c, (rank, q, s))| (c, Part::Scored(rank, q, s)));
-
-    // ((customer, category), Σ weights of its products there + browses)
-    let favourites = weights_by_product
-        .join_core(shared.categories.clone(), |_p, &c, &cat| Some((c, cat)))
-        .concat(browses.clone())
-        .count_total();
-
-    // best sellers that may be offered: (product, (scope, rank))
-    let best = top_products
-        .clone()
-        .flat_map(|row| match row {
-            ViewRow::TopProduct(r) if r.window == Window::All && r.metric == Metric::Quantity => {
-                Some((r.product_id, (r.category_id, r.rank)))
-            }
-            _ => None,
-        })
-        .antijoin(inactive);
-    let category_best = best
-        .clone()
-        .flat_map(|(p, (scope, rank))| scope.map(|cat| (cat, (rank, p))));
-    let global_best = best
-        .clone()
-        .flat_map(|(p, (scope, rank))| scope.is_none().then_some(((), (rank, p))));
-
-    let favourite_fill = favourites
-        .map(|((c, cat), s)| (cat, (c, s)))
-        .join(category_best)
-        .map(|(cat, ((c, s), (rank, p)))| (c, Part::Favourite(Reverse(s), cat, rank, p)));
-
-    // every customer with any interaction gets the global best sellers to fall back on
-    let customers = weights
-        .map(|(_, c)| c)
-        .concat(browses.map(|(c, _)| c))
-        .distinct_total();
-    let global_fill = customers
-        .map(|c| ((), c))
-        .join(global_best)
-        .map(|((), (c, (rank, p)))| (c, Part::Global(rank, p)));
-
-    // exclusions that can matter to a fill-in: bought or carted best sellers
-    let best_products = best.map(|(p, _)| p).distinct_total();
-    let excluded_best = excluded
-        .map(|(c, p)| (p, c))
-        .semijoin(best_products)
-        .map(|(p, c)| (c, Part::Excluded(p)));
-
-    scored
-        .concatenate([favourite_fill, global_fill, excluded_best])
-        .reduce(
-            move |_c, parts: &[(&Part, isize)], out: &mut Vec<((u32, i64, isize), isize)>| {
-                let mut list: Vec<(i64, isize)> = Vec::with_capacity(k);
-                let mut fill: Vec<i64> = Vec::new();
-                let mut excluded = BTreeSet::new();
-                // parts arrive sorted: scored by rank, favourites by (weight desc, category,
-                // rank), then globals by rank, then exclusions
-                for (part, _) in parts {
-                    match part {
-                        Part::Scored(_, q, s) => list.push((*q, *s)),
-                        Part::Favourite(_, _, _, p) | Part::Global(_, p) => fill.push(*p),
-                        Part::Excluded(p) => {
-                            excluded.insert(*p);
-                        }
-                    }
-                }
-                for p in fill {
-                    if list.len() >= k {
-                        break;
-                    }
-                    if excluded.contains(&p) || list.iter().any(|&(q, _)| q == p) {
-                        continue;
-                    }
-                    list.push((p, 0));
-                }
-                out.extend((1u32..).zip(list).map(|(rank, (q, s))| ((rank, q, s), 1)));
-            },
-        )
-        .map(|(customer_id, (rank, product_id, score))| {
-            ViewRow::Recommendation(RecommendationRow {
-                customer_id,
-                rank,
-                product_id,
-                score: score as i64,
-            })
-        })
+    purchases
+        .concatenate([carts, wishlists, views, products, pairs])
+        .map(ViewRow::RecsIndex)
 }
 
 #[cfg(test)]
@@ -221,41 +120,60 @@ mod tests {
     use crate::facts::{Interaction, Item, LiveOrder, ProductFacts, ViewEvent};
     use sources::{Micros, Money};
     use std::cell::RefCell;
-    use std::collections::BTreeMap;
-    use view_store::{RecommendationRow, ViewRow};
+    use view_store::{AsOf, ChangeBatch, ViewName, ViewRow, ViewStore};
 
     thread_local! {
-        /// Every view row change the rig's single worker produced (it runs on this thread).
-        static SINK: RefCell<BTreeMap<ViewRow, isize>> = RefCell::default();
+        /// Every update the rig's single worker produced since the last publication (it runs on
+        /// this thread).
+        static SINK: RefCell<Vec<(ViewRow, isize)>> = RefCell::default();
     }
 
     fn recorded<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-        super::super::build(inputs, cfg).inspect(|(row, _t, r)| {
-            SINK.with(|s| *s.borrow_mut().entry(row.clone()).or_default() += r)
-        })
+        super::super::build_published(inputs, cfg)
+            .inspect(|(row, _t, r)| SINK.with(|s| s.borrow_mut().push((row.clone(), *r))))
     }
 
-    /// The current recommendations of `customer` as (product, score), in rank order.
-    fn recs(customer: i64) -> Vec<(i64, i64)> {
-        SINK.with(|s| {
-            let s = s.borrow();
-            let mut v: Vec<&RecommendationRow> = s
-                .iter()
-                .filter(|(_, n)| **n != 0)
-                .filter_map(|(row, n)| match row {
-                    ViewRow::Recommendation(r) if r.customer_id == customer => {
-                        assert_eq!(*n, 1, "{r:?}");
-                        Some(r)
-                    }
-                    _ => None,
-                })
-                .collect();
-            v.sort_by_key(|r| r.rank);
-            for (i, r) in v.iter().enumerate() {
-                assert_eq!(r.rank as usize, i + 1);
-            }
-            v.iter().map(|r| (r.product_id, r.score)).collect()
-        })
+    /// Publishes what the dataflow produced in the last tick into `store`, as the runtime does
+    /// (consolidated, retractions first, one batch per time).
+    fn publish(store: &ViewStore, time: u64) {
+        let mut changes: Vec<(ViewRow, isize)> =
+            SINK.with(|s| std::mem::take(&mut *s.borrow_mut()));
+        crate::ingest::consolidate(&mut changes);
+        changes.sort_by_key(|(_, r)| *r > 0);
+        store.apply(ChangeBatch {
+            as_of: AsOf {
+                time,
+                ..AsOf::default()
+            },
+            changes: changes
+                .into_iter()
+                .map(|(row, r)| (row, r as i64))
+                .collect(),
+        });
+        assert_eq!(store.anomalies(), 0, "the index took every delta");
+    }
+
+    /// The current recommendations of `customer` as (product, score), in rank order, through the
+    /// store's hook, checked against the view's rows (the dump's source) for the view's K.
+    fn recs(store: &ViewStore, customer: i64) -> Vec<(i64, i64)> {
+        let (_, rows) = store.recommend(customer, 3);
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(r.rank as usize, i + 1);
+            assert_eq!(r.customer_id, customer);
+        }
+        let (_, all) = store.snapshot(ViewName::Recommendations);
+        let of_customer: Vec<ViewRow> = all
+            .into_iter()
+            .filter(|r| matches!(r, ViewRow::Recommendation(r) if r.customer_id == customer))
+            .collect();
+        assert_eq!(
+            of_customer,
+            rows.iter()
+                .cloned()
+                .map(ViewRow::Recommendation)
+                .collect::<Vec<_>>()
+        );
+        rows.iter().map(|r| (r.product_id, r.score)).collect()
     }
 
     fn order(customer: i64) -> LiveOrder {
@@ -289,6 +207,9 @@ mod tests {
             top_n: 2,
             ..test_config()
         };
+        let store = ViewStore::new();
+        store.set_recommendations_k(cfg.also_bought_k);
+        SINK.with(|s| s.borrow_mut().clear());
         let mut rig = Rig::new(&cfg, recorded);
         rig.tick(|s| {
             // products 1-3 in category 10; 4, 6 in 20, and 6 is inactive
@@ -319,20 +240,22 @@ mod tests {
             };
             s.product_views.update((1, browse), 1);
         });
+        publish(&store, 1);
         // 200: co(1,2) = co(1,3) = 1, weight 3; 1 is in the cart, 6 inactive; the fill-in
         // skips category 10's best sellers [2, 1] and takes the global first, 4
-        assert_eq!(recs(200), vec![(2, 3), (3, 3), (4, 0)]);
+        assert_eq!(recs(&store, 200), vec![(2, 3), (3, 3), (4, 0)]);
         // 100 bought 1 and 2 (weight 2 each): only 3 scores; then global best seller 4
-        assert_eq!(recs(100), vec![(3, 2), (4, 0)]);
+        assert_eq!(recs(&store, 100), vec![(3, 2), (4, 0)]);
         // cold start: category 20's best sellers (6 is inactive), then the global ones
-        assert_eq!(recs(300), vec![(4, 0), (2, 0)]);
+        assert_eq!(recs(&store, 300), vec![(4, 0), (2, 0)]);
 
         // order 2 is cancelled: its pairs go, and 200's list stays short (all else excluded)
         rig.tick(|s| s.live_orders.update((2, order(101)), -1));
-        assert_eq!(recs(200), vec![(2, 3), (4, 0)]);
-        assert_eq!(recs(100), vec![(4, 0)]);
-        assert_eq!(recs(101), vec![]);
-        assert_eq!(recs(300), vec![(4, 0), (2, 0)]);
+        publish(&store, 2);
+        assert_eq!(recs(&store, 200), vec![(2, 3), (4, 0)]);
+        assert_eq!(recs(&store, 100), vec![(4, 0)]);
+        assert_eq!(recs(&store, 101), vec![]);
+        assert_eq!(recs(&store, 300), vec![(4, 0), (2, 0)]);
 
         // a wishlist row (2) and a view (1) of product 2 add to 200's weight for it, which
         // scores 1 by co(2, 1) (excluded: in the cart) and moves category 10 up for 300
@@ -349,8 +272,9 @@ mod tests {
             };
             s.product_views.update((2, v), 1);
         });
+        publish(&store, 3);
         // 300: weight(2) = 3 -> score(1) = 3 × co(2,1) = 3; then category 10 (3) before 20 (1):
         // best sellers [2, 1] give 2; then 20's [4]
-        assert_eq!(recs(300), vec![(1, 3), (2, 0), (4, 0)]);
+        assert_eq!(recs(&store, 300), vec![(1, 3), (2, 0), (4, 0)]);
     }
 }

@@ -5,11 +5,17 @@
 //! none of the changes of one engine time (one source transaction or a batch of them), because
 //! the engine applies them under one write lock together with the new `as_of`.
 //!
+//! `recommendations` is the exception to "the store holds rows": its lists are computed when
+//! read, from an index the engine keeps up to date with [`ViewRow::RecsIndex`] deltas applied in
+//! the same batches (see [`recs`]). It has no change feed: subscribers never see it.
+//!
 //! Must not compute views (the engine does) nor know about HTTP, Kafka or files.
 
+pub mod recs;
 pub mod rows;
 pub mod status;
 
+pub use recs::{InteractionKind, Recommender, RecsDelta};
 pub use rows::*;
 
 use parking_lot::RwLock;
@@ -82,6 +88,11 @@ pub enum ViewRow {
     FraudAlert(FraudAlertRow),
     AlsoBought(AlsoBoughtRow),
     Recommendation(RecommendationRow),
+    /// Not a row: an update of the read-time index of `recommendations` (see [`recs`]). It
+    /// travels with the rows of its engine time so that the index and the views stay at one
+    /// `as_of`; the store applies it to the index and never stores, feeds or prints it as a row.
+    /// Its diff is a multiplicity (any integer), not the 0/1 of a row.
+    RecsIndex(RecsDelta),
 }
 
 impl ViewRow {
@@ -93,7 +104,7 @@ impl ViewRow {
             ViewRow::CategorySales(_) => ViewName::CategorySales,
             ViewRow::FraudAlert(_) => ViewName::FraudAlerts,
             ViewRow::AlsoBought(_) => ViewName::AlsoBought,
-            ViewRow::Recommendation(_) => ViewName::Recommendations,
+            ViewRow::Recommendation(_) | ViewRow::RecsIndex(_) => ViewName::Recommendations,
         }
     }
 
@@ -107,6 +118,7 @@ impl ViewRow {
             ViewRow::FraudAlert(r) => r.to_json(),
             ViewRow::AlsoBought(r) => r.to_json(),
             ViewRow::Recommendation(r) => r.to_json(),
+            ViewRow::RecsIndex(d) => d.to_json(),
         }
     }
 
@@ -146,6 +158,7 @@ impl ViewRow {
             }
             ViewRow::AlsoBought(r) => json!({"product_id": r.product_id, "rank": r.rank}),
             ViewRow::Recommendation(r) => json!({"customer_id": r.customer_id, "rank": r.rank}),
+            ViewRow::RecsIndex(d) => d.to_json(),
         }
     }
 }
@@ -186,6 +199,9 @@ pub enum Feed {
     Changes(Arc<ChangeBatch>),
 }
 
+/// K of `recommendations` until the engine sets its own (`ViewsConfig::also_bought_k`'s default).
+pub const DEFAULT_RECS_K: usize = 10;
+
 /// Bound on a subscriber's queue: a subscriber that lags this many batches behind is dropped
 /// (its channel closes) rather than ever blocking the engine.
 pub const SUBSCRIBER_QUEUE: usize = 1024;
@@ -200,6 +216,10 @@ struct State {
     /// Per view: row → multiplicity (always 1 for a consistent view; kept as a count so that a
     /// bad batch shows up as an anomaly instead of silently vanishing rows).
     views: Vec<BTreeMap<ViewRow, i64>>,
+    /// The read-time index of `recommendations` (its map in `views` stays empty).
+    recs: recs::RecsIndex,
+    /// K of `recommendations`: the length of the lists the view holds (dump, `/views`).
+    recs_k: usize,
     subscribers: Vec<Subscriber>,
 }
 
@@ -230,6 +250,8 @@ impl ViewStore {
                 state: RwLock::new(State {
                     as_of: AsOf::default(),
                     views: ViewName::ALL.iter().map(|_| BTreeMap::new()).collect(),
+                    recs: recs::RecsIndex::default(),
+                    recs_k: DEFAULT_RECS_K,
                     subscribers: Vec::new(),
                 }),
                 as_of_tx,
@@ -241,10 +263,24 @@ impl ViewStore {
 
     /// Applies one engine time's changes and moves `as_of`, atomically for every reader.
     /// Never blocks on subscribers: a full subscriber queue drops that subscriber.
-    pub fn apply(&self, batch: ChangeBatch) {
-        let batch = Arc::new(batch);
+    ///
+    /// [`ViewRow::RecsIndex`] deltas go to the recommendations index (under the same lock) and
+    /// are left out of what subscribers receive.
+    pub fn apply(&self, mut batch: ChangeBatch) {
         let mut st = self.inner.state.write();
         for (row, diff) in &batch.changes {
+            if let ViewRow::RecsIndex(delta) = row {
+                if !st.recs.apply(delta, *diff) {
+                    self.inner.anomalies.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
+            }
+            if let ViewRow::Recommendation(_) = row {
+                // Lists are computed from the index when read; stored rows would be a second,
+                // diverging truth.
+                self.inner.anomalies.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             let map = &mut st.views[row.view().index()];
             let count = map.entry(row.clone()).or_insert(0);
             *count += diff;
@@ -255,6 +291,16 @@ impl ViewStore {
                 self.inner.anomalies.fetch_add(1, Ordering::Relaxed);
             }
         }
+        if batch
+            .changes
+            .iter()
+            .any(|(r, _)| r.view() == ViewName::Recommendations)
+        {
+            batch
+                .changes
+                .retain(|(row, _)| row.view() != ViewName::Recommendations);
+        }
+        let batch = Arc::new(batch);
         st.as_of = batch.as_of;
         let mut dropped = 0;
         st.subscribers.retain(|s| {
@@ -313,29 +359,75 @@ impl ViewStore {
     }
 
     /// A consistent copy of one view, sorted in dump order, with the `as_of` it reflects.
+    /// For `recommendations` every list is computed (cost grows with the customers: the dump
+    /// and tests use this; the API reads pages and single customers instead).
     pub fn snapshot(&self, view: ViewName) -> (AsOf, Vec<ViewRow>) {
+        if view == ViewName::Recommendations {
+            return self.with_recommender(|as_of, r| {
+                let (rows, _) = r.rows(None, usize::MAX);
+                (
+                    as_of,
+                    rows.into_iter().map(ViewRow::Recommendation).collect(),
+                )
+            });
+        }
         let st = self.inner.state.read();
         (st.as_of, st.views[view.index()].keys().cloned().collect())
     }
 
     /// Reads one view under the read lock without copying it all (for filtered API reads).
+    /// The map of `recommendations` is always empty: use [`ViewStore::with_recommender`].
     pub fn read<R>(&self, view: ViewName, f: impl FnOnce(AsOf, &BTreeMap<ViewRow, i64>) -> R) -> R {
         let st = self.inner.state.read();
         f(st.as_of, &st.views[view.index()])
     }
 
-    /// Number of rows per view.
+    /// Sets K of `recommendations` (the engine sets it from its configuration at start).
+    pub fn set_recommendations_k(&self, k: usize) {
+        self.inner.state.write().recs_k = k;
+    }
+
+    /// Runs `f` with a [`Recommender`] over one consistent state (under the read lock: keep
+    /// `f` short on a live engine) and the `as_of` it reflects.
+    pub fn with_recommender<R>(&self, f: impl FnOnce(AsOf, &Recommender<'_>) -> R) -> R {
+        let st = self.inner.state.read();
+        let r = Recommender::new(
+            &st.recs,
+            &st.views[ViewName::TopProducts.index()],
+            st.recs_k,
+        );
+        f(st.as_of, &r)
+    }
+
+    /// The first `k` recommendations of one customer, computed now, with the `as_of` they
+    /// reflect (empty for a customer without interactions).
+    pub fn recommend(&self, customer: i64, k: usize) -> (AsOf, Vec<RecommendationRow>) {
+        self.with_recommender(|as_of, r| (as_of, r.recommend(customer, k)))
+    }
+
+    /// Every customer with any interaction (the customers `recommendations` has a list for),
+    /// ascending.
+    pub fn recommended_customers(&self) -> Vec<i64> {
+        self.with_recommender(|_, r| r.customers().collect())
+    }
+
+    /// Number of rows per view. For `recommendations`, whose rows are computed when read, the
+    /// number of customers with a list (each up to K rows).
     pub fn sizes(&self) -> Vec<(ViewName, usize)> {
         let st = self.inner.state.read();
         ViewName::ALL
             .iter()
-            .map(|v| (*v, st.views[v.index()].len()))
+            .map(|v| match v {
+                ViewName::Recommendations => (*v, st.recs.customer_count()),
+                _ => (*v, st.views[v.index()].len()),
+            })
             .collect()
     }
 
     /// Subscribes to one view (or all with `None`): the first message is the snapshot, then the
     /// changes of every later engine time, in order, without gaps. The channel closes if the
-    /// subscriber falls [`SUBSCRIBER_QUEUE`] batches behind.
+    /// subscriber falls [`SUBSCRIBER_QUEUE`] batches behind. `recommendations` has no feed
+    /// (its lists are computed when read): its snapshot is empty and it never changes here.
     pub fn subscribe(&self, view: Option<ViewName>) -> mpsc::Receiver<Feed> {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
         let mut st = self.inner.state.write();
@@ -369,7 +461,9 @@ impl ViewStore {
         reached
     }
 
-    /// Rows whose multiplicity was ever not 0 or 1: a correctness alarm, exported as a metric.
+    /// Rows whose multiplicity was ever not 0 or 1, recommendations index deltas that did not
+    /// fit the index, and `Recommendation` rows applied as rows: a correctness alarm, exported
+    /// as a metric.
     pub fn anomalies(&self) -> u64 {
         self.inner.anomalies.load(Ordering::Relaxed)
     }
@@ -428,5 +522,145 @@ mod tests {
             matches!(sub.try_recv(), Ok(Feed::Changes(b)) if b.as_of.time == 2 && b.changes.len() == 2)
         );
         assert_eq!(s.anomalies(), 0);
+    }
+
+    fn index(d: RecsDelta) -> ViewRow {
+        ViewRow::RecsIndex(d)
+    }
+
+    fn best(scope: Option<i64>, rank: u32, product: i64) -> ViewRow {
+        ViewRow::TopProduct(TopProductRow {
+            window: Window::All,
+            window_start: None,
+            category_id: scope,
+            metric: Metric::Quantity,
+            rank,
+            product_id: product,
+            quantity: 100 - rank as i64,
+            revenue: Money(0),
+        })
+    }
+
+    fn batch(time: u64, changes: Vec<(ViewRow, i64)>) -> ChangeBatch {
+        ChangeBatch {
+            as_of: AsOf {
+                time,
+                lsn: None,
+                published_at: None,
+            },
+            changes,
+        }
+    }
+
+    fn listed(s: &ViewStore, c: i64, k: usize) -> Vec<(i64, i64)> {
+        s.recommend(c, k)
+            .1
+            .iter()
+            .map(|r| (r.product_id, r.score))
+            .collect()
+    }
+
+    #[test]
+    fn recommendations_are_computed_from_the_index_at_one_as_of() {
+        use InteractionKind::*;
+        let s = ViewStore::new();
+        s.set_recommendations_k(3);
+        let mut all = s.subscribe(None);
+        let co = |product, other| index(RecsDelta::CoPurchase { product, other });
+        let touch = |customer, product, kind| {
+            index(RecsDelta::Interaction {
+                customer,
+                product,
+                kind,
+            })
+        };
+        s.apply(batch(
+            1,
+            vec![
+                // 1 was bought with 2 (twice) and 3 (once); 3 with 4
+                (co(1, 2), 2),
+                (co(1, 3), 1),
+                (co(3, 4), 1),
+                // customer 5 viewed 1 (weight 1) and has 3 in the cart (weight 3, excluded)
+                (touch(5, 1, View), 1),
+                (touch(5, 3, Cart), 1),
+                // 4 is inactive; 6 and 7 are in category 9, which 8 browsed
+                (index(RecsDelta::Inactive { product: 4 }), 1),
+                (
+                    index(RecsDelta::Category {
+                        product: 6,
+                        category: 9,
+                    }),
+                    1,
+                ),
+                (
+                    index(RecsDelta::Category {
+                        product: 7,
+                        category: 9,
+                    }),
+                    1,
+                ),
+                (
+                    index(RecsDelta::Browse {
+                        customer: 8,
+                        category: 9,
+                    }),
+                    1,
+                ),
+                // best sellers: global 3, 7; category 9: 7, 6
+                (best(None, 1, 3), 1),
+                (best(None, 2, 7), 1),
+                (best(Some(9), 1, 7), 1),
+                (best(Some(9), 2, 6), 1),
+            ],
+        ));
+        // 5: score(2) = 1×2, score(3) excluded, score(4) = 3×1 but inactive; then the global
+        // best sellers (no favourite category): 3 is excluded, 7
+        assert_eq!(listed(&s, 5, 3), vec![(2, 2), (7, 0)]);
+        // 8 only browsed: category 9's best sellers, then the global ones (3)
+        assert_eq!(listed(&s, 8, 3), vec![(7, 0), (6, 0), (3, 0)]);
+        assert_eq!(listed(&s, 8, 1), vec![(7, 0)]);
+        assert_eq!(listed(&s, 99, 3), vec![]);
+        assert_eq!(s.recommended_customers(), vec![5, 8]);
+        let (a, rows) = s.snapshot(ViewName::Recommendations);
+        assert_eq!(a.time, 1);
+        assert_eq!(rows.len(), 5);
+        assert!(s.sizes().contains(&(ViewName::Recommendations, 2)));
+
+        // the cart row goes (3 is offered: 1 × co(1, 3), and 4 loses its score) and an order
+        // with 1 and 2 goes
+        s.apply(batch(2, vec![(touch(5, 3, Cart), -1), (co(1, 2), -1)]));
+        assert_eq!(listed(&s, 5, 3), vec![(2, 1), (3, 1), (7, 0)]);
+        // everything of 8 goes: no list
+        s.apply(batch(
+            3,
+            vec![(
+                index(RecsDelta::Browse {
+                    customer: 8,
+                    category: 9,
+                }),
+                -1,
+            )],
+        ));
+        assert_eq!(s.recommended_customers(), vec![5]);
+        assert_eq!(s.anomalies(), 0);
+
+        // subscribers never see the index
+        assert!(matches!(all.try_recv(), Ok(Feed::Snapshot { rows, .. }) if rows.is_empty()));
+        match all.try_recv() {
+            Ok(Feed::Changes(b)) => {
+                assert_eq!(b.changes.len(), 4, "only the top_products rows");
+                assert!(b
+                    .changes
+                    .iter()
+                    .all(|(r, _)| r.view() == ViewName::TopProducts));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(all.try_recv(), Ok(Feed::Changes(b)) if b.changes.is_empty()));
+
+        // an inconsistent delta is an anomaly, not a panic
+        s.apply(batch(4, vec![(co(40, 41), -1)]));
+        assert_eq!(s.anomalies(), 1);
     }
 }

@@ -1,0 +1,399 @@
+//! The read-time index behind the `recommendations` view (SPEC §4, §7): the engine does not
+//! keep per-customer lists; it publishes small index updates ([`RecsDelta`]) with the same
+//! engine time as every other view row, the store applies them under the same write lock (so a
+//! reader never sees the index and the other views at different positions), and a customer's
+//! list is computed when it is read ([`Recommender::recommend`]).
+//!
+//! Owns: the index (per customer: weighted interactions, exclusions, category browses; per
+//! product: co-occurrence counts, current category, inactive flag) and the scoring rules:
+//!
+//! * weight(c, p) = 2 per live order of c containing p (once per order), 3 per cart row, 2 per
+//!   wishlist row, 1 per product view row ([`InteractionKind::weight`]).
+//! * score(q) = Σ_p weight(c, p) × co(p, q), with co the full co-occurrence count (orders over
+//!   the basket cap contribute none: the engine leaves them out of the deltas).
+//! * Excluded: products c bought (a live order), has in the cart, or that are known inactive.
+//!   Candidates (score > 0, not excluded) rank by score, then smaller id; top k.
+//! * A short list is filled (score 0) with the best sellers — the `top_products` rows of window
+//!   `all`, metric `quantity` — of c's favourite categories (Σ weight(c, p) over p currently in
+//!   the category + 1 per browse of it, ranked by that sum then category_id), then the global
+//!   ones, skipping excluded and listed products; it may stay shorter than k.
+//!
+//! Every delta is additive (its diff is a multiplicity), so the store needs no consolidated
+//! values from the dataflow and the dataflow keeps no per-customer state for it.
+//!
+//! Must not read the dataflow nor know how the deltas are derived (engine/src/views/recommendations.rs).
+
+use crate::rows::{Metric, RecommendationRow, TopProductRow, Window};
+use crate::ViewRow;
+use serde::{Deserialize, Serialize};
+use sources::Money;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// How a customer touched a product.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum InteractionKind {
+    /// Once per live order of the customer containing the product.
+    Purchase,
+    /// Once per current cart row.
+    Cart,
+    /// Once per wishlist row.
+    Wishlist,
+    /// Once per product view row.
+    View,
+}
+
+impl InteractionKind {
+    /// The weight of one such interaction (SPEC §4).
+    pub fn weight(self) -> i64 {
+        match self {
+            InteractionKind::Purchase => 2,
+            InteractionKind::Cart => 3,
+            InteractionKind::Wishlist => 2,
+            InteractionKind::View => 1,
+        }
+    }
+
+    /// Whether the product must not be offered to the customer (bought or in the cart).
+    pub fn excludes(self) -> bool {
+        matches!(self, InteractionKind::Purchase | InteractionKind::Cart)
+    }
+}
+
+/// One update of the index. The diff that comes with it (in a [`crate::ChangeBatch`], as
+/// [`ViewRow::RecsIndex`]) is a multiplicity: +n adds n such facts, −n removes them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum RecsDelta {
+    Interaction {
+        customer: i64,
+        product: i64,
+        kind: InteractionKind,
+    },
+    /// A category browse (a product view row without product).
+    Browse { customer: i64, category: i64 },
+    /// The product's current category.
+    Category { product: i64, category: i64 },
+    /// The product is known inactive (`is_active = false`).
+    Inactive { product: i64 },
+    /// One live order within the basket cap containing both products (`product != other`).
+    CoPurchase { product: i64, other: i64 },
+}
+
+impl RecsDelta {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// One product a customer interacted with.
+#[derive(Clone, Debug)]
+struct Touched {
+    product: i64,
+    /// Σ weights of the customer's interactions with it.
+    weight: i64,
+    /// Purchases + cart rows (> 0: excluded).
+    exclusions: i64,
+}
+
+/// What the index knows of one customer. Vectors, sorted by id: a customer has few entries.
+#[derive(Clone, Debug, Default)]
+struct CustomerIdx {
+    touched: Vec<Touched>,
+    /// (category, browses)
+    browses: Vec<(i64, i64)>,
+}
+
+impl CustomerIdx {
+    fn is_empty(&self) -> bool {
+        self.touched.is_empty() && self.browses.is_empty()
+    }
+
+    fn excluded(&self, product: i64) -> bool {
+        self.touched
+            .binary_search_by_key(&product, |t| t.product)
+            .is_ok_and(|i| self.touched[i].exclusions > 0)
+    }
+}
+
+/// The index. Only the store mutates it (under its write lock).
+#[derive(Debug, Default)]
+pub(crate) struct RecsIndex {
+    /// Every customer with any interaction, in id order (the dump's order).
+    customers: BTreeMap<i64, CustomerIdx>,
+    /// p -> q -> orders containing both (full counts, not only the top K).
+    co: HashMap<i64, HashMap<i64, u32>>,
+    /// product -> current category.
+    categories: HashMap<i64, i64>,
+    inactive: HashSet<i64>,
+}
+
+/// `value + diff`, or `None` when the result is negative (an inconsistent stream).
+fn add(value: i64, diff: i64) -> Option<i64> {
+    value.checked_add(diff).filter(|v| *v >= 0)
+}
+
+impl RecsIndex {
+    /// Applies one delta with its multiplicity. Returns false when the delta does not fit the
+    /// index (a count would go negative, a category retracted that is not the current one):
+    /// the store counts that as an anomaly and keeps going.
+    pub(crate) fn apply(&mut self, delta: &RecsDelta, diff: i64) -> bool {
+        match *delta {
+            RecsDelta::Interaction {
+                customer,
+                product,
+                kind,
+            } => {
+                let c = self.customers.entry(customer).or_default();
+                let i = match c.touched.binary_search_by_key(&product, |t| t.product) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        c.touched.insert(
+                            i,
+                            Touched {
+                                product,
+                                weight: 0,
+                                exclusions: 0,
+                            },
+                        );
+                        i
+                    }
+                };
+                let t = &mut c.touched[i];
+                let weight = diff
+                    .checked_mul(kind.weight())
+                    .and_then(|d| add(t.weight, d));
+                let exclusions = if kind.excludes() {
+                    add(t.exclusions, diff)
+                } else {
+                    Some(t.exclusions)
+                };
+                let ok = match (weight, exclusions) {
+                    (Some(w), Some(e)) => {
+                        t.weight = w;
+                        t.exclusions = e;
+                        true
+                    }
+                    _ => false,
+                };
+                if t.weight == 0 && t.exclusions == 0 {
+                    c.touched.remove(i);
+                }
+                if c.is_empty() {
+                    self.customers.remove(&customer);
+                }
+                ok
+            }
+            RecsDelta::Browse { customer, category } => {
+                let c = self.customers.entry(customer).or_default();
+                let i = match c.browses.binary_search_by_key(&category, |b| b.0) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        c.browses.insert(i, (category, 0));
+                        i
+                    }
+                };
+                let ok = match add(c.browses[i].1, diff) {
+                    Some(n) => {
+                        c.browses[i].1 = n;
+                        true
+                    }
+                    None => false,
+                };
+                if c.browses[i].1 == 0 {
+                    c.browses.remove(i);
+                }
+                if c.is_empty() {
+                    self.customers.remove(&customer);
+                }
+                ok
+            }
+            RecsDelta::Category { product, category } => match diff {
+                1 => self.categories.insert(product, category).is_none(),
+                -1 if self.categories.get(&product) == Some(&category) => {
+                    self.categories.remove(&product);
+                    true
+                }
+                _ => false,
+            },
+            RecsDelta::Inactive { product } => match diff {
+                1 => self.inactive.insert(product),
+                -1 => self.inactive.remove(&product),
+                _ => false,
+            },
+            RecsDelta::CoPurchase { product, other } => {
+                let row = self.co.entry(product).or_default();
+                let n = row.get(&other).map_or(0, |n| i64::from(*n));
+                let (ok, n) = match add(n, diff).map(u32::try_from) {
+                    Some(Ok(n)) => (true, n),
+                    _ => (false, 0),
+                };
+                if n == 0 {
+                    row.remove(&other);
+                } else {
+                    row.insert(other, n);
+                }
+                if row.is_empty() {
+                    self.co.remove(&product);
+                }
+                ok
+            }
+        }
+    }
+
+    pub(crate) fn customer_count(&self) -> usize {
+        self.customers.len()
+    }
+}
+
+/// Computes lists from the index and the `top_products` rows of one consistent store state
+/// (it borrows both under the store's read lock; see [`crate::ViewStore::with_recommender`]).
+pub struct Recommender<'a> {
+    index: &'a RecsIndex,
+    top_products: &'a BTreeMap<ViewRow, i64>,
+    k: usize,
+    /// Score accumulator reused between customers (a dump scores every customer).
+    scores: RefCell<HashMap<i64, i64>>,
+}
+
+impl<'a> Recommender<'a> {
+    pub(crate) fn new(
+        index: &'a RecsIndex,
+        top_products: &'a BTreeMap<ViewRow, i64>,
+        k: usize,
+    ) -> Self {
+        Recommender {
+            index,
+            top_products,
+            k,
+            scores: RefCell::default(),
+        }
+    }
+
+    /// The view's K (`ViewsConfig::also_bought_k`): the length of the lists the view holds.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Every customer with any interaction, ascending (the customers the view has a list for).
+    pub fn customers(&self) -> impl Iterator<Item = i64> + '_ {
+        self.index.customers.keys().copied()
+    }
+
+    pub fn customer_count(&self) -> usize {
+        self.index.customer_count()
+    }
+
+    /// The best sellers of a scope (`None` = global) in rank order.
+    fn best_sellers(&self, scope: Option<i64>) -> impl Iterator<Item = i64> + '_ {
+        let floor = ViewRow::TopProduct(TopProductRow {
+            window: Window::All,
+            window_start: None,
+            category_id: scope,
+            metric: Metric::Quantity,
+            rank: 0,
+            product_id: i64::MIN,
+            quantity: i64::MIN,
+            revenue: Money(i64::MIN),
+        });
+        self.top_products
+            .range(floor..)
+            .map(|(row, _)| row)
+            .map_while(move |row| match row {
+                ViewRow::TopProduct(r)
+                    if r.window == Window::All
+                        && r.window_start.is_none()
+                        && r.category_id == scope
+                        && r.metric == Metric::Quantity =>
+                {
+                    Some(r.product_id)
+                }
+                _ => None,
+            })
+    }
+
+    /// The first `k` recommendations of `customer` in rank order (empty for a customer
+    /// without interactions).
+    pub fn recommend(&self, customer: i64, k: usize) -> Vec<RecommendationRow> {
+        let Some(c) = self.index.customers.get(&customer) else {
+            return Vec::new();
+        };
+        let excluded = |q: i64| c.excluded(q) || self.index.inactive.contains(&q);
+
+        // scores of every co-purchased product, then the first k candidates
+        let mut ranked: Vec<(i64, i64)> = {
+            let mut scores = self.scores.borrow_mut();
+            scores.clear();
+            for t in c.touched.iter().filter(|t| t.weight > 0) {
+                if let Some(row) = self.index.co.get(&t.product) {
+                    for (&q, &n) in row {
+                        let s = scores.entry(q).or_insert(0);
+                        *s = s.saturating_add(t.weight.saturating_mul(i64::from(n)));
+                    }
+                }
+            }
+            scores
+                .iter()
+                .filter(|&(&q, &s)| s > 0 && !excluded(q))
+                .map(|(&q, &s)| (q, s))
+                .collect()
+        };
+        let by_rank = |a: &(i64, i64), b: &(i64, i64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
+        if ranked.len() > k {
+            if k > 0 {
+                ranked.select_nth_unstable_by(k - 1, by_rank);
+            }
+            ranked.truncate(k);
+        }
+        ranked.sort_unstable_by(by_rank);
+
+        if ranked.len() < k {
+            // favourite categories: Σ weights of the customer's products in them + browses
+            let mut fav: HashMap<i64, i64> = c.browses.iter().copied().collect();
+            for t in &c.touched {
+                if let Some(&cat) = self.index.categories.get(&t.product) {
+                    *fav.entry(cat).or_insert(0) += t.weight;
+                }
+            }
+            let mut fav: Vec<(i64, i64)> = fav.into_iter().filter(|&(_, s)| s > 0).collect();
+            fav.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let pool = fav
+                .iter()
+                .flat_map(|&(cat, _)| self.best_sellers(Some(cat)))
+                .chain(self.best_sellers(None));
+            for q in pool {
+                if ranked.len() >= k {
+                    break;
+                }
+                if excluded(q) || ranked.iter().any(|&(r, _)| r == q) {
+                    continue;
+                }
+                ranked.push((q, 0));
+            }
+        }
+        (1u32..)
+            .zip(ranked)
+            .map(|(rank, (product_id, score))| RecommendationRow {
+                customer_id: customer,
+                rank,
+                product_id,
+                score,
+            })
+            .collect()
+    }
+
+    /// The view's rows in dump order (customer, rank): every customer's first K, from the
+    /// first customer at or after `from`, up to `limit` rows. Returns whether rows were left.
+    pub fn rows(&self, from: Option<i64>, limit: usize) -> (Vec<RecommendationRow>, bool) {
+        let mut out = Vec::new();
+        let start = from.unwrap_or(i64::MIN);
+        for (&c, _) in self.index.customers.range(start..) {
+            for row in self.recommend(c, self.k) {
+                if out.len() == limit {
+                    return (out, true);
+                }
+                out.push(row);
+            }
+        }
+        (out, false)
+    }
+}
