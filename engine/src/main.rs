@@ -252,10 +252,23 @@ fn spawn_source(
                     .run(io)
                     .map(|stats| tracing::info!(?stats, "file source finished; views stay served"))
                     .map_err(Into::into)
+            } else if source.starts_with("kafka://") {
+                sources::kafka::KafkaConfig::from_url(&source)
+                    .and_then(|mut cfg| {
+                        cfg.prefix = args.topic_prefix.clone();
+                        cfg.group_id = args.group.clone();
+                        cfg.dead_letters = dead;
+                        sources::kafka::KafkaSource::new(cfg).run(io)
+                    })
+                    .map(|stats| tracing::info!(?stats, "Kafka source stopped"))
+                    .map_err(Into::into)
             } else if source.starts_with("postgres://") || source.starts_with("postgresql://") {
                 let mut cfg = sources::postgres::PostgresConfig::new(source.clone());
                 cfg.publication = args.publication.clone();
                 cfg.slot = args.slot.clone();
+                // The views live in memory only: every start must re-read a consistent snapshot,
+                // so an existing slot (from an earlier run) is dropped and created again.
+                cfg.snapshot = sources::postgres::SnapshotMode::Recreate;
                 sources::postgres::PostgresSource::new(cfg)
                     .run(io)
                     .map_err(Into::into)
