@@ -44,6 +44,9 @@ pub struct EngineConfig {
     pub max_batch_changes: usize,
     /// Bound of the submit queue (transactions): a full queue back-pressures the source.
     pub queue: usize,
+    /// Merge work each arrangement does per step while the worker is otherwise idle, so
+    /// compaction happens between bursts (`None`: merge only when new batches arrive).
+    pub idle_merge_effort: Option<isize>,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +60,7 @@ impl Default for EngineConfig {
             retention: Some(7 * 86_400 * Micros::PER_SECOND),
             max_batch_changes: 50_000,
             queue: 4096,
+            idle_merge_effort: Some(1000),
         }
     }
 }
@@ -68,6 +72,12 @@ pub struct Counters {
     pub transactions_applied: AtomicU64,
     pub changes_in: AtomicU64,
     pub updates_out: AtomicU64,
+}
+
+/// Worker 0's ends of the ingest channels: batches in, credits (one per time it may accept) out.
+struct Feeder {
+    batches: Receiver<Batch>,
+    credits: Sender<()>,
 }
 
 /// A batch of whole transactions for one engine time.
@@ -119,11 +129,15 @@ impl Engine {
         store.set_recommendations_k(cfg.views.also_bought_k);
         let (submit_tx, submit_rx) = crossbeam_channel::bounded::<Transaction>(cfg.queue.max(1));
         let (batch_tx, batch_rx) = crossbeam_channel::unbounded::<Batch>();
+        let (credit_tx, credit_rx) = crossbeam_channel::unbounded::<()>();
         let (park_tx, park_rx) = crossbeam_channel::bounded::<std::thread::Thread>(1);
         let (close_tx, close_rx) = crossbeam_channel::bounded::<()>(0);
 
         let timely_cfg = timely_config(&cfg)?;
-        let feeder = Arc::new(Mutex::new(Some(batch_rx)));
+        let feeder = Arc::new(Mutex::new(Some(Feeder {
+            batches: batch_rx,
+            credits: credit_tx,
+        })));
         let views_cfg = cfg.views.clone();
         let store_w = store.clone();
         let counters_w = counters.clone();
@@ -162,6 +176,7 @@ impl Engine {
                         ingest_loop(
                             submit_rx,
                             close_rx,
+                            credit_rx,
                             batch_tx,
                             worker0,
                             &windows,
@@ -174,6 +189,7 @@ impl Engine {
         } else {
             drop(submit_rx);
             drop(batch_tx);
+            drop(credit_rx);
             None
         };
         Ok(Engine {
@@ -306,16 +322,29 @@ fn timely_config(cfg: &EngineConfig) -> anyhow::Result<timely::Config> {
     // Keep merging arrangements while idle, so compaction happens between bursts.
     differential_dataflow::configure(
         &mut config.worker,
-        &differential_dataflow::Config::default().idle_merge_effort(Some(1000)),
+        &differential_dataflow::Config::default().idle_merge_effort(cfg.idle_merge_effort),
     );
     Ok(config)
 }
 
+/// Times worker 0 may have fed but not yet published. Two keep the dataflow busy (one time
+/// computing while the next is ready) without letting small times pile up: every time costs
+/// each operator a pass, so under load fewer, larger times are much cheaper than many small ones.
+const IN_FLIGHT: usize = 2;
+
 /// Drains submitted transactions, upserts them, and hands whole batches to worker 0.
+///
+/// Adaptive batching: worker 0 grants one credit per time it may accept (initially
+/// [`IN_FLIGHT`], then one per published time). While no credit is available, arriving
+/// transactions are upserted and merged into the pending batch (up to `max_changes` changes;
+/// beyond that the submit queue fills and back-pressures the source). So when the engine keeps
+/// up a time is one transaction (lowest latency), and under load a time is whatever arrived
+/// while the previous one was computed (highest throughput), with no tuning knob.
 #[allow(clippy::too_many_arguments)]
 fn ingest_loop(
     rx: Receiver<Transaction>,
     close: Receiver<()>,
+    credits: Receiver<()>,
     out: Sender<Batch>,
     worker0: std::thread::Thread,
     windows: &[view_store::Window],
@@ -327,65 +356,103 @@ fn ingest_loop(
     let mut time: Time = 0;
     let mut transactions: u64 = 0;
     let mut lsn: Option<Lsn> = None;
-    let mut closing = false;
+    let mut pending: Option<Gathering> = None;
+    let mut credit = 0usize;
+    // `rx` stays readable until shutdown is requested or every submitter is gone.
+    let mut accepting = true;
+    let never_tx = crossbeam_channel::never::<Transaction>();
+    let never_close = crossbeam_channel::never::<()>();
     loop {
-        let first = if closing {
-            // Shutting down: apply what is queued, then stop.
-            match rx.try_recv() {
-                Ok(tx) => tx,
-                Err(_) => break,
-            }
-        } else {
-            crossbeam_channel::select! {
-                recv(rx) -> tx => match tx {
-                    Ok(tx) => tx,
-                    Err(_) => break,
-                },
-                recv(close) -> _ => {
-                    closing = true;
-                    continue;
+        if credit > 0 {
+            if let Some(batch) = pending.take() {
+                credit -= 1;
+                time += 1;
+                counters
+                    .changes_in
+                    .fetch_add(batch.changes as u64, Ordering::Relaxed);
+                transactions += batch.meta.transactions;
+                lsn = lsn.max(batch.meta.lsn);
+                let mut updates = batch.updates;
+                updates.consolidate();
+                let meta = BatchMeta {
+                    transactions,
+                    lsn,
+                    ..batch.meta
+                };
+                if out
+                    .send(Batch {
+                        time,
+                        updates,
+                        meta,
+                    })
+                    .is_err()
+                {
+                    break;
                 }
-            }
-        };
-        time += 1;
-        let mut updates = Updates::default();
-        let mut meta = BatchMeta::default();
-        let mut changes = 0usize;
-        let mut next = Some(first);
-        while let Some(tx) = next.take() {
-            changes += tx.changes.len();
-            let u = ingest.apply(&tx);
-            merge(&mut updates, u);
-            transactions += 1;
-            lsn = lsn.max(tx.lsn);
-            meta.received_at = meta.received_at.max(tx.received_at);
-            if tx.position != Position::None {
-                meta.positions.push(tx.position);
-            }
-            if changes < max_changes {
-                next = rx.try_recv().ok();
+                worker0.unpark();
+                continue;
             }
         }
-        counters
-            .changes_in
-            .fetch_add(changes as u64, Ordering::Relaxed);
-        updates.consolidate();
-        meta.transactions = transactions;
-        meta.lsn = lsn;
-        if out
-            .send(Batch {
-                time,
-                updates,
-                meta,
-            })
-            .is_err()
-        {
+        let full = pending.as_ref().is_some_and(|p| p.changes >= max_changes);
+        if !accepting && pending.is_none() {
             break;
         }
-        worker0.unpark();
+        let tx_arm = if accepting && !full { &rx } else { &never_tx };
+        let close_arm = if accepting { &close } else { &never_close };
+        crossbeam_channel::select! {
+            recv(credits) -> c => match c {
+                Ok(()) => credit += 1,
+                Err(_) => break, // worker 0 is gone
+            },
+            recv(tx_arm) -> tx => match tx {
+                Ok(tx) => {
+                    let batch = pending.get_or_insert_with(Gathering::default);
+                    batch.absorb(&mut ingest, tx);
+                    // take what is queued right away: it shares this batch's time anyway
+                    while batch.changes < max_changes {
+                        let Ok(tx) = rx.try_recv() else { break };
+                        batch.absorb(&mut ingest, tx);
+                    }
+                }
+                Err(_) => accepting = false,
+            },
+            recv(close_arm) -> _ => {
+                // Shutting down: take what is already queued, publish it, then stop.
+                while let Ok(tx) = rx.try_recv() {
+                    pending.get_or_insert_with(Gathering::default).absorb(&mut ingest, tx);
+                }
+                accepting = false;
+            }
+        }
     }
     drop(out);
     worker0.unpark();
+}
+
+/// The batch being gathered while worker 0 has no credit.
+#[derive(Default)]
+struct Gathering {
+    updates: Updates,
+    /// `transactions` counts this batch only; the sender makes it cumulative.
+    meta: BatchMeta,
+    changes: usize,
+}
+
+impl Gathering {
+    fn absorb(&mut self, ingest: &mut Ingest, tx: Transaction) {
+        self.changes += tx.changes.len();
+        merge(&mut self.updates, ingest.apply(&tx));
+        self.meta.transactions += 1;
+        self.meta.lsn = self.meta.lsn.max(tx.lsn);
+        // the oldest arrival in the batch: its latency is the batch's worst
+        let r = tx.received_at;
+        if r.0 > 0 && (self.meta.received_at.0 == 0 || r < self.meta.received_at) {
+            self.meta.received_at = r;
+        }
+        if tx.position != Position::None {
+            self.meta.positions.push(tx.position);
+        }
+    }
 }
 
 fn merge(into: &mut Updates, from: Updates) {
@@ -446,7 +513,7 @@ type Pending = Rc<RefCell<BTreeMap<Time, Vec<(ViewRow, isize)>>>>;
 
 fn run_worker(
     worker: &mut timely::worker::Worker,
-    feeder: Option<Receiver<Batch>>,
+    feeder: Option<Feeder>,
     views_cfg: &ViewsConfig,
     store: &ViewStore,
     counters: &Counters,
@@ -504,12 +571,15 @@ fn run_worker(
         return;
     };
     let _ = park_tx.send(std::thread::current());
+    for _ in 0..IN_FLIGHT {
+        let _ = feeder.credits.send(());
+    }
 
     let mut metas: BTreeMap<Time, BatchMeta> = BTreeMap::new();
     let mut open = true;
     while open {
         loop {
-            match feeder.try_recv() {
+            match feeder.batches.try_recv() {
                 Ok(batch) => {
                     counters
                         .updates_out
@@ -527,6 +597,7 @@ fn run_worker(
         if open {
             worker.step_or_park(Some(Duration::from_millis(5)));
         }
+        let in_flight = metas.len();
         publish(
             &probe,
             &pending,
@@ -535,6 +606,10 @@ fn run_worker(
             counters,
             on_publish.as_ref(),
         );
+        // one credit per published time: the ingest thread may send the next batch
+        for _ in metas.len()..in_flight {
+            let _ = feeder.credits.send(());
+        }
     }
     sessions.close();
     while !probe.done() {

@@ -2,13 +2,15 @@
 //! view, as `engine replay` runs it. Prints figures; asserts nothing about speed.
 //!
 //! ```text
-//! cargo run --release -p benches --bin e2e -- [--orders 1000000] [--workers 1] [--rate 100000] [--steady-secs 10]
+//! cargo run --release -p benches --bin e2e -- [--orders 1000000] [--workers 1] [--rate 100000] [--steady-secs 10] [--idle-merge 1000]
 //! ```
 //! Phase 1 (throughput): the file source parses on its own thread while the engine computes;
 //! events/s = events / wall time from first line to the last transaction visible in the store.
 //! Phase 2 (latency): transactions submitted at a steady `--rate` events/s; latency = time from a
 //! transaction's arrival to its visibility in the view store (p50/p99).
 //! Memory: peak RSS (VmHWM), and RSS growth per live order after the load.
+//! CPU: process CPU seconds (user + system) of phase 1, so events per CPU-second can be read
+//! even when the machine is shared (wall time then says little).
 
 use engine::{Engine, EngineConfig};
 use sources::{Micros, Transaction};
@@ -23,6 +25,8 @@ struct Args {
     rate: u64,
     steady_secs: u64,
     file: PathBuf,
+    /// `EngineConfig::idle_merge_effort` (0 = none).
+    idle_merge: isize,
 }
 
 fn args() -> Args {
@@ -32,6 +36,7 @@ fn args() -> Args {
         rate: 100_000,
         steady_secs: 10,
         file: std::env::temp_dir().join("shopstream-e2e.jsonl"),
+        idle_merge: EngineConfig::default().idle_merge_effort.unwrap_or(0),
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -43,6 +48,7 @@ fn args() -> Args {
             "--rate" => a.rate = val.parse().unwrap_or(a.rate),
             "--steady-secs" => a.steady_secs = val.parse().unwrap_or(a.steady_secs),
             "--file" => a.file = PathBuf::from(val),
+            "--idle-merge" => a.idle_merge = val.parse().unwrap_or(a.idle_merge),
             _ => {}
         }
         i += 2;
@@ -186,6 +192,17 @@ fn rss_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU seconds (user + system) this process used so far, from /proc/self/stat.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // fields after the command name (which may contain spaces) start after the last ')'
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the name
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -222,12 +239,14 @@ fn main() -> anyhow::Result<()> {
     let cfg = EngineConfig {
         workers: a.workers,
         retention: None,
+        idle_merge_effort: Some(a.idle_merge).filter(|&e| e > 0),
         ..EngineConfig::default()
     };
     let engine = Engine::start(cfg.clone())?;
     let (io, eio) = sources::channel(256);
     let file = a.file.clone();
     let t = Instant::now();
+    let cpu0 = cpu_secs();
     let reader = std::thread::spawn(move || sources::file::FileSource::new(file).run(io));
     let sub = engine.submitter();
     let mut txs = 0u64;
@@ -240,6 +259,7 @@ fn main() -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("reader panicked"))??;
     let as_of = engine.sync();
     let secs = t.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu0;
     let rss_after = rss_kib("VmRSS:");
     println!(
         "e2e throughput: {events} events ({} MB), {txs} transactions, {} dead letters, workers {}",
@@ -253,6 +273,11 @@ fn main() -> anyhow::Result<()> {
         events as f64 / secs,
         bytes as f64 / secs / 1e6,
         as_of.time
+    );
+    println!(
+        "  CPU {:.2} s (all threads) → {:.0} events per CPU-second",
+        cpu,
+        events as f64 / cpu.max(0.01)
     );
     let live = (a.orders as f64 * 0.93) as u64; // 5% cancelled + 2% deleted by construction
     println!("  RSS before {} MB, after load {} MB, peak {} MB; ≈ {:.0} B of engine state per live order (all views, retention none)",

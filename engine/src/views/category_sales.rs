@@ -31,12 +31,9 @@ pub fn build<'s>(shared: &Shared<'s>) -> Coll<'s, ViewRow> {
         .distinct_total();
 
     // ((slot, category), (0, 0, 1)) per such order in each of its shown slots
-    let orders = order_categories
-        .join_core(
-            shared.shown_slots.clone(),
-            |_order, &category, &slot: &Slot| Some((slot, category)),
-        )
-        .explode(|key| Some((key, (0isize, 0isize, 1isize))));
+    let orders = shared
+        .in_shown_slots(&order_categories.arrange_by_key())
+        .explode(|key: (Slot, i64)| Some((key, (0isize, 0isize, 1isize))));
 
     sales.concat(orders).count_total().map(
         |(((window, start), category_id), (qty, revenue, order_count))| {

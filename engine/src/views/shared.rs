@@ -36,8 +36,6 @@ pub struct Shared<'s> {
     pub orders: ByKey<'s, i64, LiveOrder>,
     /// `order_id -> window`, every retained window (Visible and PrevOnly) of every live order.
     pub windows: ByKey<'s, i64, OrderWindow>,
-    /// `order_id -> slot`, the slots whose rows are shown: Visible windows and `all`.
-    pub shown_slots: ByKey<'s, i64, Slot>,
     /// `order_id -> (product, quantity, price)`, every item (of live orders or not: the join with
     /// an order's windows or slots keeps the live ones).
     pub lines: ByKey<'s, i64, Line>,
@@ -56,15 +54,6 @@ impl<'s> Shared<'s> {
 
         // every retained window of every live order, by order
         let windows = inputs.order_windows.clone().arrange_by_key();
-
-        // the slots an order is shown in: its Visible windows, and `all`
-        let shown_slots = inputs
-            .order_windows
-            .clone()
-            .filter(|(_, w)| w.retained == Retained::Visible)
-            .map(|(id, w)| (id, (w.window, Some(w.start))))
-            .concat(inputs.live_orders.clone().map(|(id, _)| (id, ALL)))
-            .arrange_by_key();
 
         // every item, by order
         let lines = inputs
@@ -90,12 +79,8 @@ impl<'s> Shared<'s> {
             .arrange_by_self();
 
         // each product's (quantity, revenue) per shown slot, summed in the diff
-        let shown_sales = lines
-            .clone()
-            .join_core(shown_slots.clone(), |_order, line: &Line, slot: &Slot| {
-                Some((*slot, *line))
-            })
-            .explode(|(slot, (product, qty, price))| {
+        let shown_sales = in_shown_slots(&orders, &windows, &lines)
+            .explode(|(slot, (product, qty, price)): (Slot, Line)| {
                 // saturating: a corrupt row must not panic the dataflow (real values fit easily)
                 Some((
                     (slot, product),
@@ -107,13 +92,40 @@ impl<'s> Shared<'s> {
         Shared {
             orders,
             windows,
-            shown_slots,
             lines,
             categories,
             visible,
             shown_sales,
         }
     }
+
+    /// `(slot, value)` for every value of `by_order` in each slot its order is shown in.
+    pub fn in_shown_slots<V: ExchangeData>(
+        &self,
+        by_order: &ByKey<'s, i64, V>,
+    ) -> Coll<'s, (Slot, V)> {
+        in_shown_slots(&self.orders, &self.windows, by_order)
+    }
+}
+
+/// `(slot, value)` for every value of `by_order` in each slot its order is shown in: the
+/// order's Visible windows, and `all` while it is live. Two joins with arrangements that exist
+/// anyway, rather than a per-order arrangement of slots (four more records per order).
+fn in_shown_slots<'s, V: ExchangeData>(
+    orders: &ByKey<'s, i64, LiveOrder>,
+    windows: &ByKey<'s, i64, OrderWindow>,
+    by_order: &ByKey<'s, i64, V>,
+) -> Coll<'s, (Slot, V)> {
+    let in_windows =
+        by_order
+            .clone()
+            .join_core(windows.clone(), |_order, v: &V, w: &OrderWindow| {
+                (w.retained == Retained::Visible).then(|| ((w.window, Some(w.start)), v.clone()))
+            });
+    let in_all = by_order
+        .clone()
+        .join_core(orders.clone(), |_order, v: &V, _| Some((ALL, v.clone())));
+    in_windows.concat(in_all)
 }
 
 /// The start of the window after the one starting at `start` (`None` for `all`).
