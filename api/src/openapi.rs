@@ -264,10 +264,10 @@ pub fn spec() -> Value {
     ch[0]["schema"] = json!({"type": "string"});
     ch.extend(min_lsn());
     add("/views/{name}/changes", get(
-        "Server-Sent Events: `snapshot` (rows + as_of), then one `change` event per engine time ({view, as_of, changes: [{op: \"+\"|\"-\", row}]}), in order, without gaps; a client that falls 1024 changes behind gets a final `dropped` event. The event id is the engine time.",
+        "Server-Sent Events: `snapshot` (rows + as_of), then one `change` event per engine time ({view, as_of, changes: [{op: \"+\"|\"-\", row}]}), in order, without gaps; a client that falls 1024 changes behind gets a final `dropped` event. The event id is the engine time. Not for `recommendations` (computed when read: 400).",
         "views", ch, json!({"description": "An event stream", "content": {"text/event-stream": {}}}), &[400, 404, 504]));
     add("/views/changes", get(
-        "Server-Sent Events for several views over one connection (`?views=revenue,fraud_alerts`, default all): per view a `snapshot` event, then `change` events as for /views/{name}/changes; each event names its view.",
+        "Server-Sent Events for several views over one connection (`?views=revenue,fraud_alerts`, default all but `recommendations`, which has no stream: 400 if named): per view a `snapshot` event, then `change` events as for /views/{name}/changes; each event names its view.",
         "views", {
             let mut v = vec![q("views", "Comma-separated view names.", json!({"type": "string"}))];
             v.extend(min_lsn());
@@ -304,7 +304,7 @@ pub fn spec() -> Value {
     add(
         "/recommendations/{customer_id}",
         get(
-            "Product recommendations for a customer",
+            "Product recommendations for a customer, computed at request time from the index at the answer's `as_of` (any k up to 1000; `truncated` when the list goes on)",
             "views",
             rc,
             view_ok(),

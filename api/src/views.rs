@@ -362,7 +362,9 @@ pub async fn also_bought(
     Ok(answer(ViewName::AlsoBought, a, rows, t))
 }
 
-/// `/recommendations/{customer_id}?k=`
+/// `/recommendations/{customer_id}?k=`: the customer's first k recommendations, computed now
+/// from the store's index (any k up to 1000, not only the view's K); `truncated` tells whether
+/// the list goes on. Empty for a customer without interactions.
 pub async fn recommendations(
     req: HttpRequest,
     id: web::Path<String>,
@@ -372,23 +374,21 @@ pub async fn recommendations(
     let id = parse_id("customer_id", &id)?;
     let k = p.int("k", 10, 1, 1000)? as usize;
     reach_position(&st, &p).await?;
-    let start = ViewRow::Recommendation(RecommendationRow {
-        customer_id: id,
-        rank: 0,
-        product_id: i64::MIN,
-        score: i64::MIN,
-    });
-    let (a, rows, t) = st.store.read(ViewName::Recommendations, |a, map| {
-        let (rows, t) = collect(
-            map,
-            Some(&start),
-            |r| matches!(r, ViewRow::Recommendation(r) if r.customer_id == id),
-            |_| true,
-            k,
-        );
-        (a, rows, t)
-    });
-    Ok(answer(ViewName::Recommendations, a, rows, t))
+    // one more than asked, to know whether the list goes on
+    let (a, mut rows) = st.store.recommend(id, k + 1);
+    let truncated = rows.len() > k;
+    rows.truncate(k);
+    let rows = rows.into_iter().map(ViewRow::Recommendation).collect();
+    Ok(answer(ViewName::Recommendations, a, rows, truncated))
+}
+
+/// The read-time view has no change stream: a clear 400 instead of a stream that never moves.
+fn no_change_stream(param: &str) -> ApiError {
+    ApiError::bad(
+        param,
+        "recommendations are computed when read and have no change stream; \
+         read /recommendations/{customer_id} or /views/recommendations instead",
+    )
 }
 
 fn view_param(name: &str) -> Result<ViewName, ApiError> {
@@ -410,6 +410,15 @@ pub async fn any_view(
     let p = Params::parse(&req, &["limit", "min_lsn", "as_of"])?;
     let limit = p.int("limit", VIEW_DEFAULT_LIMIT, 1, VIEW_MAX_LIMIT)? as usize;
     reach_position(&st, &p).await?;
+    if view == ViewName::Recommendations {
+        // computed now, customer by customer, up to `limit` rows (under the store's read lock)
+        let (a, rows, t) = st.store.with_recommender(|a, r| {
+            let (rows, t) = r.rows(None, limit);
+            (a, rows, t)
+        });
+        let rows = rows.into_iter().map(ViewRow::Recommendation).collect();
+        return Ok(answer(view, a, rows, t));
+    }
     let (a, rows, t) = st.store.read(view, |a, map| {
         let (rows, t) = collect(map, None, |_| true, |_| true, limit);
         (a, rows, t)
@@ -430,7 +439,8 @@ pub fn view_path(v: ViewName) -> &'static str {
     }
 }
 
-/// `/views`: every view with its size.
+/// `/views`: every view with its size. `recommendations` is computed when read: its `rows` is
+/// the number of customers with a list (each up to K rows), and it has no change stream.
 pub async fn list_views(
     req: HttpRequest,
     st: web::Data<AppState>,
@@ -441,9 +451,13 @@ pub async fn list_views(
         .store
         .sizes()
         .into_iter()
-        .map(|(v, n)| {
-            json!({"name": v.as_str(), "rows": n, "path": view_path(v),
-                "changes": format!("/views/{}/changes", v.as_str())})
+        .map(|(v, n)| match v {
+            ViewName::Recommendations => {
+                json!({"name": v.as_str(), "rows": n, "customers": n, "computed_on_read": true,
+                    "path": view_path(v), "changes": null})
+            }
+            _ => json!({"name": v.as_str(), "rows": n, "path": view_path(v),
+                "changes": format!("/views/{}/changes", v.as_str())}),
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({"as_of": as_of.to_json(), "views": views})))
@@ -546,24 +560,34 @@ pub async fn changes(
 ) -> Result<HttpResponse, ApiError> {
     let view = view_param(&name)?;
     let p = Params::parse(&req, &["min_lsn", "as_of"])?;
+    if view == ViewName::Recommendations {
+        return Err(no_change_stream("name"));
+    }
     reach_position(&st, &p).await?;
     Ok(sse_response(&st.store, &[view]))
 }
 
 /// `/views/changes?views=a,b`: several views' change streams over one connection (browsers
-/// allow only six connections per host; the dashboard needs five views).
+/// allow only six connections per host; the dashboard needs five views). Without `views`,
+/// every view that has a stream (all but recommendations).
 pub async fn changes_multi(
     req: HttpRequest,
     st: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let p = Params::parse(&req, &["views", "min_lsn", "as_of"])?;
     let views = match p.get("views") {
-        None => ViewName::ALL.to_vec(),
+        None => ViewName::ALL
+            .into_iter()
+            .filter(|v| *v != ViewName::Recommendations)
+            .collect(),
         Some(list) => {
             let mut vs = Vec::new();
             for n in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                 let v = ViewName::parse(n)
                     .ok_or_else(|| ApiError::bad("views", format!("no view {n:?}")))?;
+                if v == ViewName::Recommendations {
+                    return Err(no_change_stream("views"));
+                }
                 if !vs.contains(&v) {
                     vs.push(v);
                 }

@@ -179,19 +179,33 @@ pub fn sample_rows() -> Vec<ViewRow> {
         other_product_id: 11,
         order_count: 3,
     }));
-    for rank in 1..=12u32 {
-        rows.push(ViewRow::Recommendation(RecommendationRow {
-            customer_id: 7,
-            rank,
-            product_id: 100 + rank as i64,
-            score: 30 - rank as i64,
-        }));
+    // Recommendations are computed when read, from index updates (a row per unit of
+    // multiplicity here): customer 7 viewed product 1 (weight 1), bought with 100 + rank in
+    // 30 - rank orders, so 7's list is 101 (score 29), 102 (28), ...; customer 8 bought 12
+    // (weight 2), bought once with 11, so 8's list is 11 (score 2) and nothing else (the best
+    // sellers 12 and 11 are bought or listed).
+    let index = ViewRow::RecsIndex;
+    rows.push(index(RecsDelta::Interaction {
+        customer: 7,
+        product: 1,
+        kind: InteractionKind::View,
+    }));
+    for rank in 1..=12i64 {
+        for _ in 0..30 - rank {
+            rows.push(index(RecsDelta::CoPurchase {
+                product: 1,
+                other: 100 + rank,
+            }));
+        }
     }
-    rows.push(ViewRow::Recommendation(RecommendationRow {
-        customer_id: 8,
-        rank: 1,
-        product_id: 11,
-        score: 2,
+    rows.push(index(RecsDelta::Interaction {
+        customer: 8,
+        product: 12,
+        kind: InteractionKind::Purchase,
+    }));
+    rows.push(index(RecsDelta::CoPurchase {
+        product: 12,
+        other: 11,
     }));
     rows
 }
