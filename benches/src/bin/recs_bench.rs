@@ -1,32 +1,42 @@
-//! Recommendations: eager maintenance in the dataflow against computing a customer's list at read
-//! time from incrementally maintained indexes. Prints figures; asserts nothing about speed.
+//! Recommendations as the engine really computes them: index updates from the dataflow,
+//! published with every view's rows into the view store, lists computed at read time through
+//! the store's hook (`ViewStore::recommend`). Prints figures; asserts nothing about speed.
 //!
 //! ```text
-//! cargo run --release -p benches --bin recs_bench -- eager  [customers products orders]
-//! cargo run --release -p benches --bin recs_bench -- base   [customers products orders]
-//! cargo run --release -p benches --bin recs_bench -- read   [customers products orders]
+//! cargo run --release -p benches --bin recs_bench -- --help
+//! cargo run --release -p benches --bin recs_bench -- [--mode engine|base|index]
+//!     [--customers 1000000] [--products 100000] [--orders 2000000] [--updates 300]
+//!     [--burst 10000] [--serve 20000] [--k 10] [--workers 1]
 //! ```
-//! * `eager`: the engine's dataflow for also_bought + top_products + recommendations
-//!   (`engine::views`), history fed in batches of 5,000 orders, then single-order transactions.
-//! * `base`: the same without recommendations (also_bought + top_products only): the difference
-//!   is what eager recommendations cost.
-//! * `read`: a plain in-memory index (co-occurrence per product, interactions per customer,
-//!   best sellers per category) updated per order, and a customer's list computed on request
-//!   with the same rules as the view (score, exclusions, fill-ins).
+//! * `engine` (default): a real [`Engine`] (ingest, upsert, every view, runtime, store) loads
+//!   the history as source transactions (products, then every customer's interactions, then
+//!   the orders with their items), then measures:
+//!   - memory: RSS growth over the load (all views, not only recommendations);
+//!   - update cost per order: `--updates` single-order transactions each waited for until
+//!     visible (latency p50/p99 of the whole engine), and `--burst` single-order transactions
+//!     submitted back to back (mean cost per order at full speed);
+//!   - serving: `ViewStore::recommend(c, k)` for `--serve` random customers (p50/p99), on the
+//!     loaded engine.
+//! * `base` / `index`: the dataflow alone on one worker (no runtime) without / with the
+//!   recommendations index (`views::build` / `views::build_published` + the store's index,
+//!   served through the hook): run both (separate processes, so RSS growth is not shared);
+//!   the difference is what recommendations cost in memory and update time.
 //!
-//! Memory is the growth of the process RSS while loading the history. The synthetic shop:
-//! 10 categories, every 20th product inactive, product popularity skewed (u³), orders of 1-4
-//! items, each customer with 2 product views, a category browse and, for some, cart and
-//! wishlist rows.
+//! The synthetic shop: 10 categories, every 20th product inactive, product popularity skewed
+//! (u³), orders of 1-4 items, each customer with 2 product views, a category browse and, for
+//! some, cart and wishlist rows; 20 orders per second of event time.
 
 use engine::facts::{Interaction, Item, LiveOrder, ProductFacts, ViewEvent};
-use engine::views::shared::Shared;
 use engine::views::testkit::{Rig, Sessions};
-use engine::views::{also_bought, recommendations, top_products, Coll, Inputs, ViewsConfig};
-use sources::{Micros, Money};
-use std::collections::HashMap;
+use engine::views::{self, Coll, Inputs, ViewsConfig};
+use engine::{Engine, EngineConfig};
+use sources::{
+    Cart, Change, ChangeKind, Micros, Money, Op, Order as OrderRow, OrderItem, OrderStatus,
+    Position, Product, ProductView, Row, Transaction, Unavailable, Wishlist,
+};
+use std::cell::RefCell;
 use std::time::Instant;
-use view_store::ViewRow;
+use view_store::{AsOf, ChangeBatch, ViewRow, ViewStore};
 
 /// splitmix64: deterministic and dependency-free.
 struct Rng(u64);
@@ -47,16 +57,27 @@ impl Rng {
 }
 
 const CATEGORIES: i64 = 10;
+/// 2026-01-01T00:00:00Z
+const T0: i64 = 1_767_225_600_000_000;
 
 struct Shop {
     customers: i64,
     products: i64,
     rng: Rng,
     next_order: i64,
+    next_item: i64,
 }
 
 /// An order: id, customer, distinct products with quantities.
 type Order = (i64, i64, Vec<(i64, i64)>);
+
+/// One customer's rows: product views, a category browse, cart rows, wishlist rows.
+struct Touches {
+    views: Vec<i64>,
+    browse: i64,
+    cart: Vec<i64>,
+    wish: Vec<i64>,
+}
 
 impl Shop {
     fn new(customers: i64, products: i64) -> Shop {
@@ -65,6 +86,7 @@ impl Shop {
             products,
             rng: Rng(42),
             next_order: 1,
+            next_item: 1,
         }
     }
     fn category(p: i64) -> i64 {
@@ -94,9 +116,7 @@ impl Shop {
         }
         (id, c, lines)
     }
-    /// Per customer: (product views, category browse, cart rows, wishlist rows).
-    #[allow(clippy::type_complexity)]
-    fn interactions(&mut self, c: i64) -> (Vec<i64>, i64, Vec<i64>, Vec<i64>) {
+    fn touches(&mut self) -> Touches {
         let views = vec![self.product(), self.product()];
         let browse = self.rng.below(CATEGORIES as u64) as i64;
         let cart = if self.rng.below(3) == 0 {
@@ -109,8 +129,12 @@ impl Shop {
         } else {
             vec![]
         };
-        let _ = c;
-        (views, browse, cart, wish)
+        Touches {
+            views,
+            browse,
+            cart,
+            wish,
+        }
     }
 }
 
@@ -139,32 +163,382 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[i]
 }
 
-// ------------------------------------------------------------------------------------------
-// eager: the dataflow
-// ------------------------------------------------------------------------------------------
-
-fn with_recs<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    let shared = Shared::new(inputs);
-    let co = also_bought::CoPurchases::new(&shared, cfg);
-    let top = top_products::build(&shared, cfg);
-    also_bought::build(&co, cfg).concatenate([
-        top.clone(),
-        recommendations::build(inputs, &shared, &co, &top, cfg),
-    ])
+struct Args {
+    mode: String,
+    customers: i64,
+    products: i64,
+    orders: i64,
+    updates: usize,
+    burst: usize,
+    serve: usize,
+    k: usize,
+    workers: usize,
 }
 
-fn without_recs<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    let shared = Shared::new(inputs);
-    let co = also_bought::CoPurchases::new(&shared, cfg);
-    also_bought::build(&co, cfg).concat(top_products::build(&shared, cfg))
+const HELP: &str = "recs_bench: recommendations through the real engine path (see the module docs)
+  --mode engine|base|index engine: the full engine + store (default); base / index: the
+                           dataflow alone without / with the recommendations index (run both
+                           and compare: the difference is what recommendations cost)
+  --customers N            customers with interactions (default 1000000)
+  --products N             products, 10 categories, every 20th inactive (default 100000)
+  --orders N               orders of history, 1-4 items each (default 2000000)
+  --updates N              single-order transactions waited for one by one (default 300)
+  --burst N                single-order transactions submitted back to back (default 10000)
+  --serve N                random customers served through ViewStore::recommend (default 20000)
+  --k N                    list length asked for when serving (default 10)
+  --workers N              timely workers of the engine (default 1)";
+
+fn args() -> Result<Args, String> {
+    let mut a = Args {
+        mode: "engine".into(),
+        customers: 1_000_000,
+        products: 100_000,
+        orders: 2_000_000,
+        updates: 300,
+        burst: 10_000,
+        serve: 20_000,
+        k: 10,
+        workers: 1,
+    };
+    let v: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < v.len() {
+        let flag = v[i].as_str();
+        if flag == "--help" || flag == "-h" {
+            return Err(String::new());
+        }
+        let val = v
+            .get(i + 1)
+            .ok_or_else(|| format!("{flag} needs a value"))?;
+        let num = || -> Result<i64, String> {
+            val.replace('_', "")
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| format!("{flag}: expected a number, got {val:?}"))
+        };
+        match flag {
+            "--mode" => a.mode = val.clone(),
+            "--customers" => a.customers = num()?.max(1),
+            "--products" => a.products = num()?.max(1),
+            "--orders" => a.orders = num()?,
+            "--updates" => a.updates = num()? as usize,
+            "--burst" => a.burst = num()? as usize,
+            "--serve" => a.serve = num()? as usize,
+            "--k" => a.k = num()?.max(1) as usize,
+            "--workers" => a.workers = num()?.max(1) as usize,
+            other => return Err(format!("unknown flag {other:?}")),
+        }
+        i += 2;
+    }
+    Ok(a)
 }
 
-fn feed_order(s: &mut Sessions, (id, c, lines): &Order, item_id: &mut i64) {
+fn main() {
+    let a = match args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("{e}\n");
+            }
+            println!("{HELP}");
+            std::process::exit(if e.is_empty() { 0 } else { 2 });
+        }
+    };
+    match a.mode.as_str() {
+        "engine" => {
+            if let Err(e) = engine_path(&a) {
+                eprintln!("recs_bench: {e:#}");
+                std::process::exit(1);
+            }
+        }
+        "base" => marginal(&a, false),
+        "index" => marginal(&a, true),
+        other => {
+            eprintln!("unknown mode {other:?}: use engine, base or index");
+            std::process::exit(2);
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// engine: source transactions through the real engine
+// ------------------------------------------------------------------------------------------
+
+fn upsert(row: Row) -> Change {
+    Change {
+        table: row.table(),
+        op: Op::Create,
+        lsn: None,
+        kind: ChangeKind::Upsert {
+            row,
+            unavailable: Unavailable(0),
+        },
+    }
+}
+
+fn tx(changes: Vec<Change>) -> Transaction {
+    Transaction {
+        tx_id: None,
+        lsn: None,
+        received_at: engine::now(),
+        position: Position::None,
+        changes,
+    }
+}
+
+fn product_row(p: i64) -> Change {
+    upsert(Row::Product(Product {
+        product_id: p,
+        sku: format!("SKU-{p}"),
+        name: String::new(),
+        description: None,
+        price: Money(1_000),
+        stock: None,
+        category_id: Some(Shop::category(p)),
+        is_active: Some(Shop::active(p)),
+        created_at: None,
+        updated_at: None,
+    }))
+}
+
+fn order_changes(shop: &mut Shop, (id, c, lines): &Order, out: &mut Vec<Change>) {
+    let mut total = 0;
+    for &(p, q) in lines {
+        let item = shop.next_item;
+        shop.next_item += 1;
+        total += q * 1_000;
+        out.push(upsert(Row::OrderItem(OrderItem {
+            order_item_id: item,
+            order_id: Some(*id),
+            product_id: Some(p),
+            quantity: q as i32,
+            price: Money(1_000),
+        })));
+    }
+    out.push(upsert(Row::Order(OrderRow {
+        order_id: *id,
+        order_date: Micros(T0 + id * 50_000),
+        total_price: Money(total),
+        status: OrderStatus::Pending,
+        customer_id: Some(*c),
+        payment_id: None,
+        shipment_id: None,
+    })));
+}
+
+fn engine_path(a: &Args) -> anyhow::Result<()> {
+    let cfg = EngineConfig {
+        workers: a.workers,
+        // no retention cut: the history is 2M orders at 20 per second, ~28 h of event time
+        retention: None,
+        ..EngineConfig::default()
+    };
+    let k = cfg.views.also_bought_k;
+    let rss0 = rss_bytes();
+    let eng = Engine::start(cfg)?;
+    let store = eng.store();
+    let mut shop = Shop::new(a.customers, a.products);
+    let start = Instant::now();
+
+    eng.submit(tx((0..a.products).map(product_row).collect()))?;
+    let mut row_id = 0i64;
+    let mut next = || {
+        row_id += 1;
+        row_id
+    };
+    for c0 in (0..a.customers).step_by(10_000) {
+        let mut changes = Vec::new();
+        for c in c0..(c0 + 10_000).min(a.customers) {
+            let t = shop.touches();
+            for p in t.views {
+                changes.push(upsert(Row::ProductView(ProductView {
+                    view_id: next(),
+                    customer_id: Some(c),
+                    product_id: Some(p),
+                    category_id: Some(Shop::category(p)),
+                    viewed_at: None,
+                })));
+            }
+            changes.push(upsert(Row::ProductView(ProductView {
+                view_id: next(),
+                customer_id: Some(c),
+                product_id: None,
+                category_id: Some(t.browse),
+                viewed_at: None,
+            })));
+            for p in t.cart {
+                changes.push(upsert(Row::Cart(Cart {
+                    cart_id: next(),
+                    customer_id: Some(c),
+                    product_id: Some(p),
+                    quantity: 1,
+                    added_at: None,
+                })));
+            }
+            for p in t.wish {
+                changes.push(upsert(Row::Wishlist(Wishlist {
+                    wishlist_id: next(),
+                    customer_id: Some(c),
+                    product_id: Some(p),
+                    added_at: None,
+                })));
+            }
+        }
+        eng.submit(tx(changes))?;
+    }
+    let mut loaded = 0;
+    while loaded < a.orders {
+        let n = 1_000.min(a.orders - loaded);
+        let mut changes = Vec::new();
+        for _ in 0..n {
+            let o = shop.order();
+            order_changes(&mut shop, &o, &mut changes);
+        }
+        eng.submit(tx(changes))?;
+        loaded += n;
+    }
+    let as_of = eng.sync();
+    let load = start.elapsed();
+    let rss1 = rss_bytes();
+    let customers = store.recommended_customers().len();
+    println!(
+        "engine, {} worker(s): customers={} products={} orders={}: load {:.1} s (engine time {}), \
+         RSS growth {:.0} MB (every view + the recommendations index), {customers} customers \
+         with a list",
+        a.workers,
+        a.customers,
+        a.products,
+        a.orders,
+        load.as_secs_f64(),
+        as_of.time,
+        mb(rss1.saturating_sub(rss0)),
+    );
+
+    // one order per transaction, each waited for until visible
+    let mut lat = Vec::with_capacity(a.updates);
+    for _ in 0..a.updates {
+        let o = shop.order();
+        let mut changes = Vec::new();
+        order_changes(&mut shop, &o, &mut changes);
+        let t = Instant::now();
+        eng.submit(tx(changes))?;
+        eng.sync();
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    // one order per transaction, back to back
+    let orders: Vec<Vec<Change>> = (0..a.burst)
+        .map(|_| {
+            let o = shop.order();
+            let mut changes = Vec::new();
+            order_changes(&mut shop, &o, &mut changes);
+            changes
+        })
+        .collect();
+    let t = Instant::now();
+    for changes in orders {
+        eng.submit(tx(changes))?;
+    }
+    eng.sync();
+    let burst = t.elapsed().as_secs_f64() * 1e6 / a.burst.max(1) as f64;
+    println!(
+        "  update per order, whole engine (every view): visible after p50 {:.2} ms, p99 {:.2} ms \
+         ({} single-order transactions one by one); {:.1} µs per order back to back ({} orders)",
+        percentile(&mut lat.clone(), 0.5),
+        percentile(&mut lat, 0.99),
+        a.updates,
+        burst,
+        a.burst,
+    );
+
+    serve(&store, &mut shop, a, k);
+    let dump_t = Instant::now();
+    let rows = store.with_recommender(|_, r| {
+        r.customers()
+            .map(|c| r.recommend(c, r.k()).len())
+            .sum::<usize>()
+    });
+    println!(
+        "  every customer's list (what the dump writes): {rows} rows in {:.1} s",
+        dump_t.elapsed().as_secs_f64()
+    );
+    eng.shutdown()?;
+    Ok(())
+}
+
+/// Serves random customers through the store's hook.
+fn serve(store: &ViewStore, shop: &mut Shop, a: &Args, view_k: usize) {
+    let mut lat = Vec::with_capacity(a.serve);
+    let mut listed = 0usize;
+    for _ in 0..a.serve {
+        let c = shop.customer();
+        let t = Instant::now();
+        let (_, list) = store.recommend(c, a.k);
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+        listed += list.len();
+        std::hint::black_box(list);
+    }
+    let mean = lat.iter().sum::<f64>() / lat.len().max(1) as f64;
+    println!(
+        "  serve one customer through ViewStore::recommend ({} random, k={}, view K={view_k}): \
+         mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs, {:.1} products listed on average",
+        a.serve,
+        a.k,
+        mean,
+        percentile(&mut lat.clone(), 0.5),
+        percentile(&mut lat, 0.99),
+        listed as f64 / a.serve.max(1) as f64,
+    );
+}
+
+// ------------------------------------------------------------------------------------------
+// marginal: the dataflow without / with the recommendations index
+// ------------------------------------------------------------------------------------------
+
+thread_local! {
+    /// What the rig's worker (this thread) produced since the last publication.
+    static OUT: RefCell<Vec<(ViewRow, isize)>> = RefCell::default();
+}
+
+fn rows_only<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+    views::build(inputs, cfg)
+        .inspect(|(row, _, r)| OUT.with(|o| o.borrow_mut().push((row.clone(), *r))))
+}
+
+fn published<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+    views::build_published(inputs, cfg)
+        .inspect(|(row, _, r)| OUT.with(|o| o.borrow_mut().push((row.clone(), *r))))
+}
+
+/// Applies what the dataflow produced to the store as the runtime does (consolidated,
+/// retractions first).
+fn publish(store: &ViewStore, time: u64) {
+    let mut changes = OUT.with(|o| std::mem::take(&mut *o.borrow_mut()));
+    changes.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut merged: Vec<(ViewRow, i64)> = Vec::with_capacity(changes.len());
+    for (row, r) in changes {
+        match merged.last_mut() {
+            Some((last, n)) if *last == row => *n += r as i64,
+            _ => merged.push((row, r as i64)),
+        }
+    }
+    merged.retain(|(_, n)| *n != 0);
+    merged.sort_by_key(|(_, n)| *n > 0);
+    store.apply(ChangeBatch {
+        as_of: AsOf {
+            time,
+            ..AsOf::default()
+        },
+        changes: merged,
+    });
+}
+
+fn feed_order(s: &mut Sessions, shop: &mut Shop, (id, c, lines): &Order) {
     s.live_orders.update(
         (
             *id,
             LiveOrder {
-                order_date: Micros(0),
+                order_date: Micros(T0 + id * 50_000),
                 total: Money(100),
                 customer_id: Some(*c),
             },
@@ -172,10 +546,11 @@ fn feed_order(s: &mut Sessions, (id, c, lines): &Order, item_id: &mut i64) {
         1,
     );
     for &(p, q) in lines {
-        *item_id += 1;
+        let item = shop.next_item;
+        shop.next_item += 1;
         s.items.update(
             (
-                *item_id,
+                item,
                 Item {
                     order_id: *id,
                     product_id: p,
@@ -188,35 +563,43 @@ fn feed_order(s: &mut Sessions, (id, c, lines): &Order, item_id: &mut i64) {
     }
 }
 
-fn eager(recs: bool, customers: i64, products: i64, orders: i64) {
+fn marginal(a: &Args, recs: bool) {
+    // no windows: what is compared is all-time state, as recommendations only read that
     let cfg = ViewsConfig {
         windows: vec![],
         ..ViewsConfig::default()
     };
+    let store = ViewStore::new();
+    store.set_recommendations_k(cfg.also_bought_k);
+    OUT.with(|o| o.borrow_mut().clear());
     let rss0 = rss_bytes();
-    let mut rig = Rig::new(&cfg, if recs { with_recs } else { without_recs });
-    let mut shop = Shop::new(customers, products);
+    let mut rig = Rig::new(&cfg, if recs { published } else { rows_only });
+    let mut time = 0;
+    let mut tick = |rig: &mut Rig, f: &mut dyn FnMut(&mut Sessions)| {
+        rig.tick(|s| f(s));
+        time += 1;
+        publish(&store, time);
+    };
+    let mut shop = Shop::new(a.customers, a.products);
     let start = Instant::now();
-    rig.tick(|s| {
-        for p in 0..products {
-            s.products.update(
-                (
-                    p,
-                    ProductFacts {
-                        category_id: Some(Shop::category(p)),
-                        active: Shop::active(p),
-                    },
-                ),
-                1,
-            );
+    tick(&mut rig, &mut |s| {
+        for p in 0..a.products {
+            let f = ProductFacts {
+                category_id: Some(Shop::category(p)),
+                active: Shop::active(p),
+            };
+            s.products.update((p, f), 1);
         }
     });
     let mut row_id = 0i64;
-    for c0 in (0..customers).step_by(10_000) {
-        rig.tick(|s| {
-            for c in c0..(c0 + 10_000).min(customers) {
-                let (views, browse, cart, wish) = shop.interactions(c);
-                for p in views {
+    for c0 in (0..a.customers).step_by(10_000) {
+        let touches: Vec<(i64, Touches)> = (c0..(c0 + 10_000).min(a.customers))
+            .map(|c| (c, shop.touches()))
+            .collect();
+        tick(&mut rig, &mut |s| {
+            for (c, t) in &touches {
+                let c = *c;
+                for &p in &t.views {
                     row_id += 1;
                     let v = ViewEvent {
                         customer_id: c,
@@ -229,10 +612,10 @@ fn eager(recs: bool, customers: i64, products: i64, orders: i64) {
                 let b = ViewEvent {
                     customer_id: c,
                     product_id: None,
-                    category_id: Some(browse),
+                    category_id: Some(t.browse),
                 };
                 s.product_views.update((row_id, b), 1);
-                for p in cart {
+                for &p in &t.cart {
                     row_id += 1;
                     let i = Interaction {
                         customer_id: c,
@@ -240,7 +623,7 @@ fn eager(recs: bool, customers: i64, products: i64, orders: i64) {
                     };
                     s.carts.update((row_id, i), 1);
                 }
-                for p in wish {
+                for &p in &t.wish {
                     row_id += 1;
                     let i = Interaction {
                         customer_id: c,
@@ -251,255 +634,44 @@ fn eager(recs: bool, customers: i64, products: i64, orders: i64) {
             }
         });
     }
-    let mut item_id = 0i64;
     let mut loaded = 0;
-    while loaded < orders {
-        let n = 5_000.min(orders - loaded);
+    while loaded < a.orders {
+        let n = 5_000.min(a.orders - loaded);
         let batch: Vec<Order> = (0..n).map(|_| shop.order()).collect();
-        rig.tick(|s| {
+        tick(&mut rig, &mut |s| {
             for o in &batch {
-                feed_order(s, o, &mut item_id);
+                feed_order(s, &mut shop, o);
             }
         });
         loaded += n;
     }
     let load = start.elapsed();
     let rss1 = rss_bytes();
-    // one order per transaction
-    let mut lat = Vec::new();
-    let t_all = Instant::now();
-    for _ in 0..300 {
+    let mut lat = Vec::with_capacity(a.updates);
+    for _ in 0..a.updates {
         let o = shop.order();
         let t = Instant::now();
-        rig.tick(|s| feed_order(s, &o, &mut item_id));
+        tick(&mut rig, &mut |s| feed_order(s, &mut shop, &o));
         lat.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    let total = t_all.elapsed();
     println!(
-        "{} customers={customers} products={products} orders={orders}: load {:.1} s, state {:.0} MB (RSS growth), \
-         update per order (1 order per transaction, 300 orders): mean {:.2} ms, p50 {:.2} ms, p99 {:.2} ms",
-        if recs { "eager dataflow (also_bought + top_products + recommendations)" } else { "baseline dataflow (also_bought + top_products)" },
+        "marginal, {}: customers={} products={} orders={}: load {:.1} s, RSS growth {:.0} MB, \
+         update per order (dataflow + store apply, {} single-order times): p50 {:.3} ms, p99 {:.3} ms",
+        if recs {
+            "all-time views + recommendations index (views::build_published)"
+        } else {
+            "all-time views without recommendations (views::build)"
+        },
+        a.customers,
+        a.products,
+        a.orders,
         load.as_secs_f64(),
         mb(rss1.saturating_sub(rss0)),
-        total.as_secs_f64() * 1e3 / 300.0,
+        a.updates,
         percentile(&mut lat.clone(), 0.5),
         percentile(&mut lat, 0.99),
     );
-}
-
-// ------------------------------------------------------------------------------------------
-// read time: indexes maintained per order, the list computed on request
-// ------------------------------------------------------------------------------------------
-
-#[derive(Default)]
-struct CustomerIdx {
-    /// product -> weight(c, p)
-    weights: HashMap<i64, i64>,
-    /// bought or in the cart
-    excluded: Vec<i64>,
-    /// category -> browses
-    browses: HashMap<i64, i64>,
-}
-
-struct Index {
-    top_n: usize,
-    /// p -> q -> orders containing both
-    co: HashMap<i64, HashMap<i64, u32>>,
-    customers: HashMap<i64, CustomerIdx>,
-    /// product -> quantity sold
-    sold: HashMap<i64, i64>,
-    /// best sellers per category (index = category) and global (last), by quantity then id
-    best: Vec<Vec<(i64, i64)>>,
-    basket_cap: usize,
-}
-
-impl Index {
-    fn new(top_n: usize, basket_cap: usize) -> Index {
-        Index {
-            top_n,
-            co: HashMap::new(),
-            customers: HashMap::new(),
-            sold: HashMap::new(),
-            best: vec![Vec::new(); CATEGORIES as usize + 1],
-            basket_cap,
-        }
-    }
-
-    fn interaction(&mut self, c: i64, p: i64, w: i64, exclude: bool) {
-        let e = self.customers.entry(c).or_default();
-        *e.weights.entry(p).or_default() += w;
-        if exclude && !e.excluded.contains(&p) {
-            e.excluded.push(p);
-        }
-    }
-
-    fn browse(&mut self, c: i64, cat: i64) {
-        *self
-            .customers
-            .entry(c)
-            .or_default()
-            .browses
-            .entry(cat)
-            .or_default() += 1;
-    }
-
-    fn bump_best(&mut self, scope: usize, p: i64, qty: i64) {
-        let n = self.top_n;
-        let list = &mut self.best[scope];
-        list.retain(|&(q, _)| q != p);
-        list.push((p, qty));
-        list.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        list.truncate(n);
-    }
-
-    fn order(&mut self, (_, c, lines): &Order) {
-        if lines.len() <= self.basket_cap {
-            for &(p, _) in lines {
-                let row = self.co.entry(p).or_default();
-                for &(q, _) in lines {
-                    if p != q {
-                        *row.entry(q).or_default() += 1;
-                    }
-                }
-            }
-        }
-        for &(p, qty) in lines {
-            self.interaction(*c, p, 2, true);
-            let s = self.sold.entry(p).or_default();
-            *s += qty;
-            let s = *s;
-            self.bump_best(Shop::category(p) as usize, p, s);
-            self.bump_best(CATEGORIES as usize, p, s);
-        }
-    }
-
-    /// The customer's list, as the view defines it: (product, score) in rank order.
-    fn recommend(&self, c: i64, k: usize, scores: &mut HashMap<i64, i64>) -> Vec<(i64, i64)> {
-        let Some(ci) = self.customers.get(&c) else {
-            return Vec::new();
-        };
-        scores.clear();
-        for (&p, &w) in &ci.weights {
-            if let Some(row) = self.co.get(&p) {
-                for (&q, &n) in row {
-                    *scores.entry(q).or_default() += w * n as i64;
-                }
-            }
-        }
-        let excluded = |q: i64| ci.excluded.contains(&q) || !Shop::active(q);
-        let mut ranked: Vec<(i64, i64)> = scores
-            .iter()
-            .filter(|&(&q, _)| !excluded(q))
-            .map(|(&q, &s)| (q, s))
-            .collect();
-        let by_rank = |a: &(i64, i64), b: &(i64, i64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
-        if ranked.len() > k {
-            ranked.select_nth_unstable_by(k, by_rank);
-            ranked.truncate(k);
-        }
-        ranked.sort_by(by_rank);
-        if ranked.len() < k {
-            let mut fav: HashMap<i64, i64> = ci.browses.clone();
-            for (&p, &w) in &ci.weights {
-                *fav.entry(Shop::category(p)).or_default() += w;
-            }
-            let mut fav: Vec<(i64, i64)> = fav.into_iter().collect();
-            fav.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            let pool = fav
-                .iter()
-                .flat_map(|&(cat, _)| self.best[cat as usize].iter())
-                .chain(self.best[CATEGORIES as usize].iter());
-            for &(p, _) in pool {
-                if ranked.len() >= k {
-                    break;
-                }
-                if excluded(p) || ranked.iter().any(|&(q, _)| q == p) {
-                    continue;
-                }
-                ranked.push((p, 0));
-            }
-        }
-        ranked
-    }
-}
-
-fn read_time(customers: i64, products: i64, orders: i64) {
-    let cfg = ViewsConfig::default();
-    let rss0 = rss_bytes();
-    let mut idx = Index::new(cfg.top_n, cfg.basket_cap);
-    let mut shop = Shop::new(customers, products);
-    let start = Instant::now();
-    for c in 0..customers {
-        let (views, browse, cart, wish) = shop.interactions(c);
-        for p in views {
-            idx.interaction(c, p, 1, false);
-        }
-        idx.browse(c, browse);
-        for p in cart {
-            idx.interaction(c, p, 3, true);
-        }
-        for p in wish {
-            idx.interaction(c, p, 2, false);
-        }
-    }
-    for _ in 0..orders {
-        let o = shop.order();
-        idx.order(&o);
-    }
-    let load = start.elapsed();
-    let rss1 = rss_bytes();
-    let pairs: usize = idx.co.values().map(|r| r.len()).sum();
-
-    // update cost per order on the loaded store
-    let n_upd = 100_000;
-    let batch: Vec<Order> = (0..n_upd).map(|_| shop.order()).collect();
-    let t = Instant::now();
-    for o in &batch {
-        idx.order(o);
-    }
-    let upd = t.elapsed().as_secs_f64() * 1e6 / n_upd as f64;
-
-    // serving: random customers
-    let mut scores = HashMap::new();
-    let mut lat = Vec::new();
-    let mut listed = 0usize;
-    for _ in 0..20_000 {
-        let c = shop.customer();
-        let t = Instant::now();
-        let list = idx.recommend(c, cfg.also_bought_k, &mut scores);
-        lat.push(t.elapsed().as_secs_f64() * 1e6);
-        listed += list.len();
-        std::hint::black_box(list);
-    }
-    let mean = lat.iter().sum::<f64>() / lat.len() as f64;
-    println!(
-        "read-time index customers={customers} products={products} orders={orders}: load {:.1} s, \
-         index {:.0} MB (RSS growth; {pairs} co-occurring pairs), update per order {:.2} µs, \
-         serve one customer (20,000 random, k={}): mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs, \
-         {:.1} products listed on average",
-        load.as_secs_f64(),
-        mb(rss1.saturating_sub(rss0)),
-        upd,
-        cfg.also_bought_k,
-        mean,
-        percentile(&mut lat.clone(), 0.5),
-        percentile(&mut lat, 0.99),
-        listed as f64 / 20_000.0,
-    );
-}
-
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mode = args.first().map(String::as_str).unwrap_or("read");
-    let num = |i: usize, d: i64| {
-        args.get(i)
-            .and_then(|s| s.replace('_', "").parse::<i64>().ok())
-            .unwrap_or(d)
-    };
-    match mode {
-        "eager" => eager(true, num(1, 10_000), num(2, 1_000), num(3, 50_000)),
-        "base" => eager(false, num(1, 10_000), num(2, 1_000), num(3, 50_000)),
-        "read" => read_time(num(1, 1_000_000), num(2, 100_000), num(3, 2_000_000)),
-        other => eprintln!("unknown mode {other:?}: use eager, base or read"),
+    if recs {
+        serve(&store, &mut shop, a, cfg.also_bought_k);
     }
 }
