@@ -91,7 +91,6 @@ fn shared_only<'s>(i: &Inputs<'s>, _: &ViewsConfig) -> Coll<'s, ViewRow> {
     none(s.shown_sales).concatenate([
         none(s.orders.as_collection(|_, _| ())),
         none(s.windows.as_collection(|_, _| ())),
-        none(s.shown_slots.as_collection(|_, _| ())),
         none(s.lines.as_collection(|_, _| ())),
         none(s.categories.as_collection(|_, _| ())),
         none(s.visible.as_collection(|_, _| ())),
