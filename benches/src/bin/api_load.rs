@@ -1,9 +1,13 @@
 //! HTTP load bench for the API: requests/s and latency percentiles of
 //! `GET /views/top-products?window=all&metric=revenue` with N concurrent keep-alive clients
-//! while a writer thread keeps applying change batches to the view store (as the engine does).
+//! while the view store changes underneath.
 //!
 //! `cargo run --release -p benches --bin api_load -- [--clients 64] [--seconds 10]
-//!  [--path /views/top-products?window=all&metric=revenue] [--writes-per-sec 1000]`
+//!  [--path /views/top-products?window=all&metric=revenue] [--writes-per-sec 1000] [--engine 1]`
+//!
+//! With `--engine 1` the real engine (every view) ingests datagen's shopper model at
+//! `--writes-per-sec` transactions/s and publishes into the store the API serves; without it a
+//! writer thread applies synthetic top-products batches at that rate (isolates the HTTP path).
 
 use anyhow::{bail, Context, Result};
 use sources::{Lsn, Micros, Money};
@@ -20,6 +24,7 @@ struct Args {
     seconds: u64,
     path: String,
     writes_per_sec: u64,
+    engine: bool,
 }
 
 fn args() -> Result<Args> {
@@ -28,6 +33,7 @@ fn args() -> Result<Args> {
         seconds: 10,
         path: "/views/top-products?window=all&metric=revenue".into(),
         writes_per_sec: 1000,
+        engine: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -37,6 +43,7 @@ fn args() -> Result<Args> {
             "--seconds" => a.seconds = v.parse()?,
             "--path" => a.path = v,
             "--writes-per-sec" => a.writes_per_sec = v.parse()?,
+            "--engine" => a.engine = v == "1" || v == "true",
             _ => bail!("unknown flag {k}"),
         }
     }
@@ -153,7 +160,7 @@ fn main() -> Result<()> {
     let store = ViewStore::new();
     let status = EngineStatus::new("api_load bench");
     status.set_connected(true);
-    let rows = initial_rows();
+    let rows = if a.engine { Vec::new() } else { initial_rows() };
     let n_rows = rows.len();
     store.apply(ChangeBatch {
         as_of: AsOf {
@@ -175,8 +182,58 @@ fn main() -> Result<()> {
     let measure = Arc::new(AtomicBool::new(false));
     let applied = Arc::new(AtomicU64::new(0));
 
-    // The writer: changes the `all`/global/revenue ranking (the rows being read) at a steady rate.
-    let writer = {
+    let engine = if a.engine {
+        Some(engine::Engine::start_with(
+            engine::EngineConfig::default(),
+            store.clone(),
+            None,
+        )?)
+    } else {
+        None
+    };
+    let writer = if let Some(engine) = &engine {
+        // The real engine, fed by the shopper model: initial load, then steady transactions.
+        let (sub, stop, measure, applied) = (
+            engine.submitter(),
+            stop.clone(),
+            measure.clone(),
+            applied.clone(),
+        );
+        let period = Duration::from_secs_f64(1.0 / a.writes_per_sec.max(1) as f64);
+        let mut shop = datagen::model::Shop::new(datagen::model::ShopConfig {
+            seed: 7,
+            categories: 10,
+            products: 2_000,
+            customers: 20_000,
+        });
+        for tx in shop.initial_load() {
+            sub.submit(tx)?;
+        }
+        engine.sync();
+        std::thread::spawn(move || {
+            let mut next = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let now = engine::now();
+                let mut tx = shop.step(now);
+                tx.received_at = now;
+                if sub.submit(tx).is_err() {
+                    break;
+                }
+                if measure.load(Ordering::Relaxed) {
+                    applied.fetch_add(1, Ordering::Relaxed);
+                }
+                next += period;
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                } else {
+                    next = now;
+                }
+            }
+        })
+    } else {
+        // The writer: changes the `all`/global/revenue ranking (the rows being read) at a steady rate.
+
         let (store, stop, measure, applied) = (
             store.clone(),
             stop.clone(),
@@ -268,6 +325,10 @@ fn main() -> Result<()> {
         }
     }
     let _ = writer.join();
+    let as_of = store.as_of();
+    if let Some(engine) = engine {
+        engine.shutdown()?;
+    }
     handle.stop();
     lat.sort_unstable();
     let pct = |p: f64| -> f64 {
@@ -282,9 +343,20 @@ fn main() -> Result<()> {
         a.path, a.clients, workers, elapsed
     );
     println!(
-        "  view rows: {} (store), writer: {:.0} batches/s applied during the run",
+        "  view rows: {} (store), {}: {:.0} {} during the run (as_of time {})",
         body_rows.max(n_rows),
-        applied.load(Ordering::Relaxed) as f64 / elapsed
+        if a.engine {
+            "engine (all views)"
+        } else {
+            "writer"
+        },
+        applied.load(Ordering::Relaxed) as f64 / elapsed,
+        if a.engine {
+            "transactions/s submitted"
+        } else {
+            "batches/s applied"
+        },
+        as_of.time
     );
     println!(
         "  requests: {} ok, {} errors, {:.0} req/s",
