@@ -555,6 +555,19 @@ fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .sum()
 }
 
+/// Waits until the 1h revenue windows count every live order: the snapshot is in. Returns the
+/// revenue read that showed it.
+async fn snapshot_applied(engine: &RunningEngine, live_orders: i64, what: &str) -> Value {
+    poll_until(engine, "/views/revenue?window=1h", what, |v| {
+        rows(v)
+            .iter()
+            .map(|r| r["order_count"].as_i64().unwrap_or(0))
+            .sum::<i64>()
+            == live_orders
+    })
+    .await
+}
+
 /// Polls `GET path` until `done(body)` or the deadline.
 async fn poll_until(
     engine: &RunningEngine,
@@ -1326,19 +1339,7 @@ async fn postgres_tables_and_read_your_writes() {
     let engine =
         RunningEngine::start(&["--source", &url, "--database-url", &url, "--slot", &db.slot]);
     // The snapshot is in when the 1h revenue windows count every live order.
-    let settled = poll_until(
-        &engine,
-        "/views/revenue?window=1h",
-        "snapshot applied",
-        |v| {
-            rows(v)
-                .iter()
-                .map(|r| r["order_count"].as_i64().unwrap_or(0))
-                .sum::<i64>()
-                == live_orders
-        },
-    )
-    .await;
+    let settled = snapshot_applied(&engine, live_orders, "snapshot applied").await;
     eprintln!("snapshot applied after {:?}", t0.elapsed());
     let health = engine.ok("/health").await;
     assert_eq!(health["status"], "ok", "{health}");
@@ -1626,19 +1627,7 @@ async fn postgres_tables_and_read_your_writes() {
     // again (not resume streaming from the slot into empty views).
     let engine =
         RunningEngine::start(&["--source", &url, "--database-url", &url, "--slot", &db.slot]);
-    let again = poll_until(
-        &engine,
-        "/views/revenue?window=1h",
-        "snapshot after a restart",
-        |v| {
-            rows(v)
-                .iter()
-                .map(|r| r["order_count"].as_i64().unwrap_or(0))
-                .sum::<i64>()
-                == live_orders
-        },
-    )
-    .await;
+    let again = snapshot_applied(&engine, live_orders, "snapshot after a restart").await;
     assert_eq!(
         rows(&again),
         rows(&cancelled),

@@ -155,6 +155,17 @@ fn client(
     Ok((lat, errors))
 }
 
+/// Sleeps until the next tick of a steady rate; a writer that fell behind does not burst.
+fn pace(next: &mut Instant, period: Duration) {
+    *next += period;
+    let now = Instant::now();
+    if *next > now {
+        std::thread::sleep(*next - now);
+    } else {
+        *next = now;
+    }
+}
+
 fn main() -> Result<()> {
     let a = args()?;
     let store = ViewStore::new();
@@ -222,13 +233,7 @@ fn main() -> Result<()> {
                 if measure.load(Ordering::Relaxed) {
                     applied.fetch_add(1, Ordering::Relaxed);
                 }
-                next += period;
-                let now = Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
-                } else {
-                    next = now;
-                }
+                pace(&mut next, period);
             }
         })
     } else {
@@ -287,13 +292,7 @@ fn main() -> Result<()> {
                 if measure.load(Ordering::Relaxed) {
                     applied.fetch_add(1, Ordering::Relaxed);
                 }
-                next += period;
-                let now = Instant::now();
-                if next > now {
-                    std::thread::sleep(next - now);
-                } else {
-                    next = now;
-                }
+                pace(&mut next, period);
             }
         })
     };
