@@ -11,7 +11,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use engine::views::shared::Shared;
-use engine::views::testkit::{BuildFn, Db, DbOrder, Facts, Rig};
+use engine::views::testkit::{change, BuildFn, Db, DbOrder, Rig, Updates};
 use engine::views::{
     category_sales, fraud_alerts, revenue, top_products, trending, Coll, Inputs, ViewsConfig,
 };
@@ -66,7 +66,7 @@ fn store() -> Db {
 }
 
 /// `n` new orders in the last minute, each with three items.
-fn orders(cfg: &ViewsConfig, n: i64) -> Facts {
+fn orders(cfg: &ViewsConfig, n: i64) -> Updates {
     let mut db = Db::default();
     for k in 0..n {
         let id = ORDERS + 1 + k;
@@ -77,7 +77,7 @@ fn orders(cfg: &ViewsConfig, n: i64) -> Facts {
             db.item(10_000_000 + 3 * k + j as i64, id, product, 2, 999);
         }
     }
-    db.facts(&cfg.windows)
+    db.facts(cfg)
 }
 
 /// No rows: lets the probe wait for a collection that is not a view.
@@ -85,28 +85,25 @@ fn none<'s, D: Ord + std::fmt::Debug + Clone + 'static>(c: Coll<'s, D>) -> Coll<
     c.flat_map(|_| None)
 }
 
-fn shared_only<'s>(i: &Inputs<'s>, _: &ViewsConfig) -> Coll<'s, ViewRow> {
-    let s = Shared::new(i);
-    // probe every shared arrangement
+fn shared_only<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
+    let s = Shared::new(i, c);
+    // probe every shared collection
     none(s.shown_sales).concatenate([
-        none(s.orders.as_collection(|_, _| ())),
-        none(s.windows.as_collection(|_, _| ())),
-        none(s.lines.as_collection(|_, _| ())),
         none(s.categories.as_collection(|_, _| ())),
         none(s.visible.as_collection(|_, _| ())),
     ])
 }
-fn revenue_view<'s>(i: &Inputs<'s>, _: &ViewsConfig) -> Coll<'s, ViewRow> {
-    revenue::build(&Shared::new(i))
+fn revenue_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
+    revenue::build(i, &Shared::new(i, c), c)
 }
 fn top_products_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
-    top_products::build(&Shared::new(i), c)
+    top_products::build(&Shared::new(i, c), c)
 }
 fn trending_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
-    trending::build(&Shared::new(i), c)
+    trending::build(i, &Shared::new(i, c), c)
 }
-fn category_sales_view<'s>(i: &Inputs<'s>, _: &ViewsConfig) -> Coll<'s, ViewRow> {
-    category_sales::build(&Shared::new(i))
+fn category_sales_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
+    category_sales::build(i, &Shared::new(i, c), c)
 }
 fn fraud_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
     fraud_alerts::build(&i.live_orders, &c.fraud)
@@ -114,9 +111,10 @@ fn fraud_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
 
 fn views(c: &mut Criterion) {
     let cfg = ViewsConfig::default();
-    let base = store().facts(&cfg.windows);
+    let base = store().facts(&cfg);
     let order = orders(&cfg, 1);
-    let empty = Facts::default();
+    let empty = Updates::default();
+    let (insert, retract) = (change(&empty, &order), change(&order, &empty));
     let cases: [(&str, BuildFn); 7] = [
         ("shared", shared_only),
         ("revenue", revenue_view),
@@ -133,36 +131,29 @@ fn views(c: &mut Criterion) {
     for (name, build) in cases {
         let mut rig = Rig::new(&cfg, build);
         let t0 = std::time::Instant::now();
-        rig.tick(|s| s.apply(&empty, &base));
+        rig.tick(|s| s.feed(base.clone()));
         eprintln!("{name}: loaded 100k orders in {:?}", t0.elapsed());
         group.bench_function(name, |b| {
             b.iter(|| {
-                rig.tick(|s| s.apply(&empty, &order));
-                rig.tick(|s| s.apply(&order, &empty));
+                rig.tick(|s| s.feed(insert.clone()));
+                rig.tick(|s| s.feed(retract.clone()));
             })
         });
     }
     group.finish();
 
     // a best seller changes category: every window's sales of it move (and back)
-    let mut moved = Facts::default();
-    moved.products.insert((
-        7,
-        engine::facts::ProductFacts {
-            category_id: Some(39),
-            active: true,
-        },
-    ));
-    let mut stays = Facts::default();
-    stays.products.insert((
-        7,
-        engine::facts::ProductFacts {
-            category_id: Some(7),
-            active: true,
-        },
-    ));
+    let category = |c| engine::facts::ProductFacts {
+        category_id: Some(c),
+        active: true,
+    };
+    let mut move_away = Updates::default();
+    move_away.products = vec![((7, category(7)), -1), ((7, category(39)), 1)];
+    let mut move_back = Updates::default();
+    move_back.products = vec![((7, category(39)), -1), ((7, category(7)), 1)];
     // 100 orders of 3 items in one time (a source transaction or a poll batch), and back
     let batch = orders(&cfg, 100);
+    let (batch_in, batch_out) = (change(&empty, &batch), change(&batch, &empty));
     let mut group = c.benchmark_group("views_100k");
     group
         .sample_size(10)
@@ -173,17 +164,17 @@ fn views(c: &mut Criterion) {
         ("all", engine::views::build),
     ] {
         let mut rig = Rig::new(&cfg, build);
-        rig.tick(|s| s.apply(&empty, &base));
+        rig.tick(|s| s.feed(base.clone()));
         group.bench_function(format!("{name}/category_change_and_back"), |b| {
             b.iter(|| {
-                rig.tick(|s| s.apply(&stays, &moved));
-                rig.tick(|s| s.apply(&moved, &stays));
+                rig.tick(|s| s.feed(move_away.clone()));
+                rig.tick(|s| s.feed(move_back.clone()));
             })
         });
         group.bench_function(format!("{name}/100_orders_insert_retract"), |b| {
             b.iter(|| {
-                rig.tick(|s| s.apply(&empty, &batch));
-                rig.tick(|s| s.apply(&batch, &empty));
+                rig.tick(|s| s.feed(batch_in.clone()));
+                rig.tick(|s| s.feed(batch_out.clone()));
             })
         });
     }

@@ -61,12 +61,83 @@ pub enum Retained {
     PrevOnly,
 }
 
-/// The tumbling window a live order falls into, for one window size, with its retention state.
-/// Orders of windows older than `PrevOnly` are retracted from this collection by the engine, so
-/// windowed state stays bounded.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct OrderWindow {
-    pub window: Window,
-    pub start: Micros,
-    pub retained: Retained,
+/// The most window sizes a [`Retention`] can describe (`--windows` is checked against it).
+pub const MAX_WINDOWS: usize = 32;
+
+/// For each configured window size (by its index in `ViewsConfig::windows`), whether an order's
+/// window of that size is Visible, PrevOnly or dropped by retention. Two bitmasks, so every fact
+/// that carries it stays small and `Copy`.
+#[derive(
+    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Retention {
+    visible: u32,
+    prev_only: u32,
 }
+
+impl Retention {
+    /// The state of window size `i` (`None`: dropped, or `i` is not a tumbling size).
+    pub fn get(self, i: usize) -> Option<Retained> {
+        let bit = 1u32.checked_shl(i as u32)?;
+        if self.visible & bit != 0 {
+            Some(Retained::Visible)
+        } else if self.prev_only & bit != 0 {
+            Some(Retained::PrevOnly)
+        } else {
+            None
+        }
+    }
+
+    /// Sets the state of window size `i` (ignored beyond [`MAX_WINDOWS`]).
+    pub fn set(&mut self, i: usize, r: Option<Retained>) {
+        let Some(bit) = 1u32.checked_shl(i as u32) else {
+            return;
+        };
+        self.visible &= !bit;
+        self.prev_only &= !bit;
+        match r {
+            Some(Retained::Visible) => self.visible |= bit,
+            Some(Retained::PrevOnly) => self.prev_only |= bit,
+            None => {}
+        }
+    }
+}
+
+/// Where a live order counts: its date and the retention of its windows. Sales and baskets
+/// carry their order's placement, so windowed views need no join with the order.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Placed {
+    pub date: Micros,
+    pub retention: Retention,
+}
+
+impl Placed {
+    /// `(window, start, retained)` for every retained tumbling window (Visible or PrevOnly),
+    /// `windows` being `ViewsConfig::windows`.
+    pub fn windows(self, windows: &[Window]) -> Vec<(Window, Micros, Retained)> {
+        windows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &w)| {
+                let Window::Size(size) = w else { return None };
+                let r = self.retention.get(i)?;
+                Some((w, self.date.window_start(size), r))
+            })
+            .collect()
+    }
+
+    /// The slots the order is shown in: its Visible windows, and `all` (a live order always is).
+    pub fn shown_slots(self, windows: &[Window]) -> Vec<(Window, Option<Micros>)> {
+        let mut slots: Vec<_> = self
+            .windows(windows)
+            .into_iter()
+            .filter(|(_, _, r)| *r == Retained::Visible)
+            .map(|(w, start, _)| (w, Some(start)))
+            .collect();
+        slots.push((Window::All, None));
+        slots
+    }
+}
+
+/// An item's product, quantity and unit price.
+pub type Line = (i64, i64, Money);

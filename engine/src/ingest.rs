@@ -1,60 +1,49 @@
-//! From source transactions to dataflow input updates: upsert per key (see [`crate::upsert`]),
-//! then the retention state machine that maintains `order_windows`.
+//! From source transactions to dataflow input updates ([`Updates`]): upsert per key (see
+//! [`crate::upsert`]), the join of every order with its items, and the retention state machine.
+//!
+//! **Orders joined with their items here, not in the dataflow.** Both upserts live on this
+//! thread anyway, so for each order a transaction touched, the ingest compares what the order
+//! contributed before the transaction (its live image and items) with what it contributes after,
+//! and emits the difference: the order itself (`live_orders`), one sale per item (`sales`), its
+//! distinct products (`baskets`), the customer's purchases (`purchases`) and the co-purchase
+//! pairs (`co_purchases`), each carrying the order's date and window retention ([`Placed`]).
+//! The dataflow then only sums and ranks: no view arranges a record per order or per item to
+//! join them (measured: about 3.4 KB of state per live order when it did). The price is an
+//! index from order to item keys here (`items_by_order`), and that a transaction touching one
+//! item of an order re-emits the order's facts, which consolidation cancels where unchanged.
 //!
 //! Retention (SPEC §4): windowed views keep windows that end after (highest order_date seen −
 //! retention). "Seen" is read as: in any order image ever applied, cancelled ones included, so
 //! the cutoff never moves back. The window just before the oldest visible one is kept as
-//! `PrevOnly`, so that `prev_*` values still come from the full data; anything older is retracted
-//! from `order_windows`, which bounds every windowed arrangement.
+//! `PrevOnly`, so that `prev_*` values still come from the full data; anything older is dropped
+//! from the order's [`Retention`], and the order's placed facts are re-stated (old placement
+//! retracted, new one added), which bounds every windowed aggregate.
 //!
-//! Runs on the ingest thread, never on a timely worker. Owns the upsert state and the live-order
-//! date index; must not know about timely.
+//! Runs on the ingest thread, never on a timely worker. Owns the upsert state, the item index
+//! and the live-order date index; must not know about timely.
 
 use crate::facts::*;
-use crate::upsert::{Delta, OrderImage, Projected, UpsertState};
+use crate::upsert::{OrderImage, Projected, UpsertState};
+use crate::views::Updates;
+use prometheus::IntCounter;
 use sources::{Micros, Transaction};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 use view_store::Window;
 
-/// Updates for each dataflow input, for one engine time.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Updates {
-    pub live_orders: Vec<((i64, LiveOrder), isize)>,
-    pub order_windows: Vec<((i64, OrderWindow), isize)>,
-    pub items: Vec<((i64, Item), isize)>,
-    pub products: Vec<((i64, ProductFacts), isize)>,
-    pub carts: Vec<((i64, Interaction), isize)>,
-    pub wishlists: Vec<((i64, Interaction), isize)>,
-    pub product_views: Vec<((i64, ViewEvent), isize)>,
-}
-
-impl Updates {
-    pub fn len(&self) -> usize {
-        self.live_orders.len()
-            + self.order_windows.len()
-            + self.items.len()
-            + self.products.len()
-            + self.carts.len()
-            + self.wishlists.len()
-            + self.product_views.len()
+static BASKETS_CAPPED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
+    // Creation only fails on an invalid static name; registration fails on a duplicate. Keep
+    // running without the metric rather than panic on the ingest thread.
+    let c = IntCounter::new(
+        "shopstream_baskets_capped_total",
+        "Times a live order's basket went over the basket cap (its co-purchase pairs are not counted)",
+    )
+    .ok()?;
+    if let Err(e) = prometheus::default_registry().register(Box::new(c.clone())) {
+        tracing::warn!(error = %e, "shopstream_baskets_capped_total not registered");
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Cancels `+x` against `−x` within the batch, so superseded updates (a row changed twice in
-    /// one transaction) never reach the dataflow.
-    pub fn consolidate(&mut self) {
-        consolidate(&mut self.live_orders);
-        consolidate(&mut self.order_windows);
-        consolidate(&mut self.items);
-        consolidate(&mut self.products);
-        consolidate(&mut self.carts);
-        consolidate(&mut self.wishlists);
-        consolidate(&mut self.product_views);
-    }
-}
+    Some(c)
+});
 
 /// Sums the diffs of equal records and drops the zeros (sorts by record).
 pub(crate) fn consolidate<D: Ord>(v: &mut Vec<(D, isize)>) {
@@ -74,7 +63,7 @@ pub(crate) fn consolidate<D: Ord>(v: &mut Vec<(D, isize)>) {
     *v = out;
 }
 
-fn delta<V: Copy>(key: i64, d: Delta<V>, out: &mut Vec<((i64, V), isize)>) {
+fn delta<V: Copy>(key: i64, d: crate::upsert::Delta<V>, out: &mut Vec<((i64, V), isize)>) {
     if let Some(old) = d.old {
         out.push(((key, old), -1));
     }
@@ -83,34 +72,57 @@ fn delta<V: Copy>(key: i64, d: Delta<V>, out: &mut Vec<((i64, V), isize)>) {
     }
 }
 
-/// The ingest state: upserts plus retention.
+/// What one order contributes to the views at one moment: its live image (`None` when
+/// cancelled, deleted or not yet seen) and its usable items by item key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct OrderFacts {
+    live: Option<LiveOrder>,
+    items: Vec<(i64, Item)>,
+}
+
+impl OrderFacts {
+    /// The order's distinct products, ascending (empty unless live).
+    fn basket(&self) -> Vec<i64> {
+        if self.live.is_none() {
+            return Vec::new();
+        }
+        let mut b: Vec<i64> = self.items.iter().map(|(_, it)| it.product_id).collect();
+        b.sort_unstable();
+        b.dedup();
+        b
+    }
+}
+
+/// The ingest state: upserts, the order-items join, and retention.
 pub struct Ingest {
     pub upsert: UpsertState,
+    /// `ViewsConfig::windows`: a [`Retention`] bit is an index into this list.
     windows: Vec<Window>,
     retention: Option<i64>,
+    basket_cap: usize,
     /// Highest order_date seen in any applied order image.
     watermark: Option<Micros>,
-    /// Per window size: start of the oldest visible window (`None` = everything visible).
+    /// Per window (same index): start of the oldest visible window (`None` = all visible).
     visible_from: Vec<Option<Micros>>,
-    /// Live orders by date, to find the ones a moving cutoff retires.
+    /// Live orders by date, to find the ones a moving cutoff retires (kept only with retention).
     by_date: BTreeSet<(Micros, i64)>,
+    /// `(order_id, order_item_id)` of every usable item: an order's items without a scan.
+    items_by_order: BTreeSet<(i64, i64)>,
 }
 
 impl Ingest {
-    /// `windows`: the tumbling sizes (only `Window::Size` entries matter); `retention` in µs.
-    pub fn new(windows: &[Window], retention: Option<i64>) -> Self {
-        let windows: Vec<Window> = windows
-            .iter()
-            .copied()
-            .filter(|w| matches!(w, Window::Size(_)))
-            .collect();
+    /// `windows`: `ViewsConfig::windows` (only `Window::Size` entries get windows); `retention`
+    /// in µs; `basket_cap`: `ViewsConfig::basket_cap`.
+    pub fn new(windows: &[Window], retention: Option<i64>, basket_cap: usize) -> Self {
         Ingest {
             upsert: UpsertState::default(),
             visible_from: vec![None; windows.len()],
-            windows,
+            windows: windows.to_vec(),
             retention,
+            basket_cap,
             watermark: None,
             by_date: BTreeSet::new(),
+            items_by_order: BTreeSet::new(),
         }
     }
 
@@ -121,11 +133,63 @@ impl Ingest {
     /// Applies one transaction; returns the consolidated updates for its engine time.
     pub fn apply(&mut self, tx: &Transaction) -> Updates {
         let mut up = Updates::default();
+        // every order the transaction touches, with what it contributed before it
+        let mut before: BTreeMap<i64, OrderFacts> = BTreeMap::new();
         for change in &tx.changes {
-            for p in self.upsert.apply(change) {
+            let projected = self.upsert.apply(change);
+            // The upsert already holds this change's new images (a truncate may change many
+            // items at once): an order's facts before the change are its current ones with
+            // these items' old images put back.
+            let mut item_olds: Vec<(i64, Option<Item>)> = projected
+                .iter()
+                .filter_map(|p| match p {
+                    Projected::Item(key, d) => Some((*key, d.old)),
+                    _ => None,
+                })
+                .collect();
+            item_olds.sort_unstable_by_key(|(k, _)| *k);
+            for p in &projected {
+                let (orders, old_live) = match p {
+                    Projected::Order(key, d) => {
+                        if let Some(new) = &d.new {
+                            self.watermark = self.watermark.max(Some(new.order_date));
+                        }
+                        (
+                            [Some(*key), None],
+                            Some(d.old.as_ref().and_then(OrderImage::live)),
+                        )
+                    }
+                    Projected::Item(_, d) => {
+                        ([d.old.map(|i| i.order_id), d.new.map(|i| i.order_id)], None)
+                    }
+                    _ => continue,
+                };
+                for order in orders.into_iter().flatten() {
+                    if before.contains_key(&order) {
+                        continue;
+                    }
+                    let mut f = self.facts_of(order, &item_olds);
+                    f.items.extend(item_olds.iter().filter_map(|&(k, old)| {
+                        old.filter(|i| i.order_id == order).map(|i| (k, i))
+                    }));
+                    f.items.sort_unstable_by_key(|(k, _)| *k);
+                    if let Some(live) = old_live {
+                        f.live = live;
+                    }
+                    before.insert(order, f);
+                }
+            }
+            for p in projected {
                 match p {
-                    Projected::Order(key, d) => self.order_delta(key, d, &mut up),
-                    Projected::Item(key, d) => delta(key, d, &mut up.items),
+                    Projected::Order(..) => {}
+                    Projected::Item(key, d) => {
+                        if let Some(old) = d.old {
+                            self.items_by_order.remove(&(old.order_id, key));
+                        }
+                        if let Some(new) = d.new {
+                            self.items_by_order.insert((new.order_id, key));
+                        }
+                    }
                     Projected::Product(key, d) => delta(key, d, &mut up.products),
                     Projected::Cart(key, d) => delta(key, d, &mut up.carts),
                     Projected::Wishlist(key, d) => delta(key, d, &mut up.wishlists),
@@ -133,33 +197,74 @@ impl Ingest {
                 }
             }
         }
+        for (order, old) in before {
+            let new = self.facts_of::<()>(order, &[]);
+            self.order_changed(order, &old, &new, &mut up);
+        }
         self.advance_retention(&mut up);
         up.consolidate();
         up
     }
 
-    fn order_delta(&mut self, key: i64, d: Delta<OrderImage>, up: &mut Updates) {
-        if let Some(new) = &d.new {
-            self.watermark = self.watermark.max(Some(new.order_date));
+    /// The order's current facts, leaving out the items of `skip` (sorted by key).
+    fn facts_of<T>(&self, order: i64, skip: &[(i64, T)]) -> OrderFacts {
+        let items = self
+            .items_by_order
+            .range((order, i64::MIN)..=(order, i64::MAX))
+            .filter(|(_, item)| skip.binary_search_by_key(item, |(k, _)| *k).is_err())
+            .filter_map(|&(_, item)| {
+                let it = self.upsert.items.get(item)?.usable?;
+                Some((item, it))
+            })
+            .collect();
+        OrderFacts {
+            live: self.upsert.orders.get(order).and_then(OrderImage::live),
+            items,
         }
-        if let Some(old) = d.old.as_ref().and_then(OrderImage::live) {
-            up.live_orders.push(((key, old), -1));
-            self.by_date.remove(&(old.order_date, key));
-            for (i, w) in self.windows.iter().enumerate() {
-                if let Some(ow) = status(*w, old.order_date, self.visible_from[i]) {
-                    up.order_windows.push(((key, ow), -1));
-                }
+    }
+
+    /// Emits the change of one order's contribution from `old` to `new`.
+    fn order_changed(&mut self, order: i64, old: &OrderFacts, new: &OrderFacts, up: &mut Updates) {
+        if old == new {
+            return;
+        }
+        if self.retention.is_some() {
+            if let Some(o) = old.live {
+                self.by_date.remove(&(o.order_date, order));
+            }
+            if let Some(o) = new.live {
+                self.by_date.insert((o.order_date, order));
             }
         }
-        if let Some(new) = d.new.as_ref().and_then(OrderImage::live) {
-            up.live_orders.push(((key, new), 1));
-            self.by_date.insert((new.order_date, key));
-            for (i, w) in self.windows.iter().enumerate() {
-                if let Some(ow) = status(*w, new.order_date, self.visible_from[i]) {
-                    up.order_windows.push(((key, ow), 1));
-                }
+        for (facts, sign) in [(old, -1), (new, 1)] {
+            if let Some(o) = facts.live {
+                let placed = self.placed(o.order_date);
+                placed_facts(order, o, placed, facts, sign, up);
             }
         }
+        let (old_basket, new_basket) = (old.basket(), new.basket());
+        let customer = |f: &OrderFacts| f.live.and_then(|o| o.customer_id);
+        for (facts, basket, sign) in [(old, &old_basket, -1), (new, &new_basket, 1)] {
+            if let Some(c) = customer(facts) {
+                up.purchases.extend(basket.iter().map(|&p| ((c, p), sign)));
+            }
+        }
+        let cap = self.basket_cap;
+        let (old_in, new_in) = (old_basket.len() <= cap, new_basket.len() <= cap);
+        if new.live.is_some() && !new_in && (old.live.is_none() || old_in) {
+            if let Some(c) = BASKETS_CAPPED.as_ref() {
+                c.inc();
+            }
+        }
+        // pairs of each basket within the cap (an empty basket has none)
+        let old_pairs: &[i64] = if old_in { &old_basket } else { &[] };
+        let new_pairs: &[i64] = if new_in { &new_basket } else { &[] };
+        pair_changes(old_pairs, new_pairs, &mut up.co_purchases);
+    }
+
+    /// An order of `date` placed with the current retention.
+    fn placed(&self, date: Micros) -> Placed {
+        placed_with(&self.windows, &self.visible_from, date)
     }
 
     /// Moves each window size's visibility threshold to the current cutoff and re-states the
@@ -169,61 +274,120 @@ impl Ingest {
             return;
         };
         let cutoff = Micros(mark.0.saturating_sub(retention));
+        let mut new_from = self.visible_from.clone();
+        let mut lo: Option<Micros> = None;
+        let mut hi: Option<Micros> = None;
         for (i, w) in self.windows.iter().enumerate() {
             let Window::Size(size) = *w else { continue };
-            let new_from = cutoff.window_start(size);
+            let from = cutoff.window_start(size);
             let old_from = self.visible_from[i];
-            if old_from.is_some_and(|o| o >= new_from) {
+            if old_from.is_some_and(|o| o >= from) {
                 continue;
             }
-            // Orders whose status can differ: dates from the old PrevOnly window up to the new
-            // visible start (everything older was already gone).
-            let lo = match old_from {
+            new_from[i] = Some(from);
+            // orders whose status can differ: dates from the old PrevOnly window up to the new
+            // visible start (everything older was already gone)
+            let l = match old_from {
                 Some(o) => Micros(o.0.saturating_sub(size)),
                 None => Micros(i64::MIN),
             };
-            let affected: Vec<(Micros, i64)> = self
-                .by_date
-                .range((lo, i64::MIN)..(new_from, i64::MIN))
-                .copied()
-                .collect();
-            for (date, key) in affected {
-                let before = status(*w, date, old_from);
-                let after = status(*w, date, Some(new_from));
-                if before != after {
-                    let order = match self.upsert.orders.get(key).and_then(OrderImage::live) {
-                        Some(o) => o,
-                        None => continue,
-                    };
-                    debug_assert_eq!(order.order_date, date);
-                    if let Some(b) = before {
-                        up.order_windows.push(((key, b), -1));
-                    }
-                    if let Some(a) = after {
-                        up.order_windows.push(((key, a), 1));
-                    }
+            lo = Some(lo.map_or(l, |x| x.min(l)));
+            hi = Some(hi.map_or(from, |x| x.max(from)));
+        }
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return;
+        };
+        let affected: Vec<(Micros, i64)> = self
+            .by_date
+            .range((lo, i64::MIN)..(hi, i64::MIN))
+            .copied()
+            .collect();
+        for (date, order) in affected {
+            let was = placed_with(&self.windows, &self.visible_from, date);
+            let now = placed_with(&self.windows, &new_from, date);
+            if was == now {
+                continue;
+            }
+            let facts = self.facts_of::<()>(order, &[]);
+            let Some(o) = facts.live else { continue };
+            debug_assert_eq!(o.order_date, date);
+            placed_facts(order, o, was, &facts, -1, up);
+            placed_facts(order, o, now, &facts, 1, up);
+        }
+        self.visible_from = new_from;
+    }
+}
+
+/// The facts of a live order that carry its placement: the order, its sales, its basket.
+fn placed_facts(
+    order: i64,
+    o: LiveOrder,
+    placed: Placed,
+    facts: &OrderFacts,
+    sign: isize,
+    up: &mut Updates,
+) {
+    up.live_orders.push(((order, (o, placed.retention)), sign));
+    up.sales.extend(
+        facts
+            .items
+            .iter()
+            .map(|(_, it)| ((placed, (it.product_id, it.quantity, it.price)), sign)),
+    );
+    up.baskets.extend(
+        facts
+            .basket()
+            .into_iter()
+            .map(|p| ((p, (order, placed)), sign)),
+    );
+}
+
+/// The ordered pairs `(p, q)`, p != q, of `new` minus those of `old` (both sorted, distinct).
+/// Only pairs with a product that entered or left are touched, so changing one item of a large
+/// basket costs O(basket), not O(basket²).
+fn pair_changes(old: &[i64], new: &[i64], out: &mut Vec<((i64, i64), isize)>) {
+    let entered: Vec<i64> = new
+        .iter()
+        .copied()
+        .filter(|p| old.binary_search(p).is_err())
+        .collect();
+    let left: Vec<i64> = old
+        .iter()
+        .copied()
+        .filter(|p| new.binary_search(p).is_err())
+        .collect();
+    for (changed, basket, sign) in [(&entered, new, 1), (&left, old, -1)] {
+        for &p in changed.iter() {
+            for &q in basket.iter().filter(|&&q| q != p) {
+                out.push(((p, q), sign));
+                // a pair of two changed products is emitted from each side once
+                if changed.binary_search(&q).is_err() {
+                    out.push(((q, p), sign));
                 }
             }
-            self.visible_from[i] = Some(new_from);
         }
     }
 }
 
-/// The window of size `w` an order of `date` falls into, and whether it is retained.
-fn status(w: Window, date: Micros, visible_from: Option<Micros>) -> Option<OrderWindow> {
+/// An order of `date` placed by the visibility thresholds `visible_from` of `windows`.
+fn placed_with(windows: &[Window], visible_from: &[Option<Micros>], date: Micros) -> Placed {
+    let mut retention = Retention::default();
+    for (i, w) in windows.iter().enumerate() {
+        retention.set(i, status(*w, date, visible_from[i]));
+    }
+    Placed { date, retention }
+}
+
+/// Whether an order of `date` in window size `w` is retained, given the size's threshold.
+fn status(w: Window, date: Micros, visible_from: Option<Micros>) -> Option<Retained> {
     let Window::Size(size) = w else { return None };
     let start = date.window_start(size);
-    let retained = match visible_from {
-        None => Retained::Visible,
-        Some(v) if start >= v => Retained::Visible,
-        Some(v) if start.0 == v.0 - size => Retained::PrevOnly,
-        Some(_) => return None,
-    };
-    Some(OrderWindow {
-        window: w,
-        start,
-        retained,
-    })
+    match visible_from {
+        None => Some(Retained::Visible),
+        Some(v) if start >= v => Some(Retained::Visible),
+        Some(v) if start.0 == v.0 - size => Some(Retained::PrevOnly),
+        Some(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -265,20 +429,54 @@ mod tests {
         }
     }
 
-    fn live(id: i64, date: i64, total: i64) -> (i64, LiveOrder) {
+    fn live(id: i64, date: i64, total: i64) -> (i64, (LiveOrder, Retention)) {
+        let mut r = Retention::default();
+        for i in 0..3 {
+            r.set(i, Some(Retained::Visible));
+        }
         (
             id,
-            LiveOrder {
-                order_date: Micros(date),
-                total: Money(total),
-                customer_id: Some(7),
-            },
+            (
+                LiveOrder {
+                    order_date: Micros(date),
+                    total: Money(total),
+                    customer_id: Some(7),
+                },
+                r,
+            ),
         )
+    }
+
+    fn item(id: i64, order: i64, product: i64, lsn: u64) -> Change {
+        Change {
+            table: Table::OrderItems,
+            op: Op::Update,
+            lsn: Some(Lsn(lsn)),
+            kind: ChangeKind::Upsert {
+                row: Row::OrderItem(OrderItem {
+                    order_item_id: id,
+                    order_id: Some(order),
+                    product_id: Some(product),
+                    quantity: 2,
+                    price: Money(100),
+                }),
+                unavailable: Unavailable::default(),
+            },
+        }
+    }
+
+    fn delete_item(id: i64, lsn: u64) -> Change {
+        Change {
+            table: Table::OrderItems,
+            op: Op::Delete,
+            lsn: Some(Lsn(lsn)),
+            kind: ChangeKind::Delete { key: id },
+        }
     }
 
     #[test]
     fn insert_duplicate_stale_and_irrelevant_updates() {
-        let mut ing = Ingest::new(&windows(), None);
+        let mut ing = Ingest::new(&windows(), None, 100);
         let u = ing.apply(&tx(vec![order(
             1,
             10 * HOUR,
@@ -287,7 +485,6 @@ mod tests {
             100,
         )]));
         assert_eq!(u.live_orders, vec![(live(1, 10 * HOUR, 500), 1)]);
-        assert_eq!(u.order_windows.len(), 3);
         // Redelivered: same LSN.
         assert!(ing
             .apply(&tx(vec![order(
@@ -327,12 +524,11 @@ mod tests {
             120,
         )]));
         assert_eq!(u.live_orders, vec![(live(1, 10 * HOUR, 500), -1)]);
-        assert_eq!(u.order_windows.iter().map(|(_, r)| *r).sum::<isize>(), -3);
     }
 
     #[test]
     fn delete_tombstone_blocks_redelivered_insert_and_update_in_one_tx_nets_out() {
-        let mut ing = Ingest::new(&windows(), None);
+        let mut ing = Ingest::new(&windows(), None, 100);
         ing.apply(&tx(vec![order(1, HOUR, 500, OrderStatus::Pending, 100)]));
         let del = Change {
             table: Table::Orders,
@@ -355,7 +551,7 @@ mod tests {
 
     #[test]
     fn unavailable_column_keeps_stored_value_and_truncate_fences_old_events() {
-        let mut ing = Ingest::new(&windows(), None);
+        let mut ing = Ingest::new(&windows(), None, 100);
         ing.apply(&tx(vec![order(1, HOUR, 500, OrderStatus::Pending, 100)]));
         let mut c = order(1, HOUR, 0, OrderStatus::Pending, 110);
         if let ChangeKind::Upsert { unavailable, .. } = &mut c.kind {
@@ -381,17 +577,23 @@ mod tests {
 
     #[test]
     fn retention_moves_windows_to_prev_only_then_out() {
-        let mut ing = Ingest::new(&[Window::Size(HOUR)], Some(HOUR));
+        let mut ing = Ingest::new(&[Window::Size(HOUR)], Some(HOUR), 100);
         let t0 = 100 * HOUR;
-        ing.apply(&tx(vec![order(
-            1,
-            t0 + 5 * MIN,
-            500,
-            OrderStatus::Pending,
-            1,
-        )]));
+        ing.apply(&tx(vec![
+            order(1, t0 + 5 * MIN, 500, OrderStatus::Pending, 1),
+            item(1, 1, 42, 1),
+        ]));
+        let placed = |date: i64, r: Option<Retained>| {
+            let mut retention = Retention::default();
+            retention.set(0, r);
+            Placed {
+                date: Micros(date),
+                retention,
+            }
+        };
+        let sale = |date, r| (placed(date, r), (42, 2, Money(100)));
         // An order two hours later: cutoff = t0 + 1h + 10m; oldest visible window starts t0+1h,
-        // so order 1's window (t0) becomes PrevOnly.
+        // so order 1's window (t0) becomes PrevOnly: its sale and basket are re-stated.
         let u = ing.apply(&tx(vec![order(
             2,
             t0 + 2 * HOUR + 10 * MIN,
@@ -399,26 +601,27 @@ mod tests {
             OrderStatus::Pending,
             2,
         )]));
-        let ow = |id, start, retained| {
-            (
-                id,
-                OrderWindow {
-                    window: Window::Size(HOUR),
-                    start: Micros(start),
-                    retained,
-                },
-            )
-        };
+        let d1 = t0 + 5 * MIN;
+        assert!(u.sales.contains(&(sale(d1, Some(Retained::Visible)), -1)));
+        assert!(u.sales.contains(&(sale(d1, Some(Retained::PrevOnly)), 1)));
         assert!(u
-            .order_windows
-            .contains(&(ow(1, t0, Retained::Visible), -1)));
-        assert!(u
-            .order_windows
-            .contains(&(ow(1, t0, Retained::PrevOnly), 1)));
-        assert!(u
-            .order_windows
-            .contains(&(ow(2, t0 + 2 * HOUR, Retained::Visible), 1)));
-        // One more hour: order 1's window is gone entirely.
+            .baskets
+            .contains(&((42, (1, placed(d1, Some(Retained::PrevOnly)))), 1)));
+        let visible2 = |(_, (_, r)): &(i64, (LiveOrder, Retention))| r.get(0);
+        assert_eq!(
+            u.live_orders
+                .iter()
+                .map(|(o, d)| (o.0, visible2(o), *d))
+                .collect::<Vec<_>>(),
+            vec![
+                (1, Some(Retained::PrevOnly), 1),
+                (1, Some(Retained::Visible), -1),
+                (2, Some(Retained::Visible), 1)
+            ]
+        );
+        // Neither purchases nor pairs depend on retention.
+        assert!(u.purchases.is_empty() && u.co_purchases.is_empty());
+        // One more hour: order 1's window is gone entirely (the order stays live).
         let u = ing.apply(&tx(vec![order(
             3,
             t0 + 3 * HOUR + 10 * MIN,
@@ -426,16 +629,98 @@ mod tests {
             OrderStatus::Pending,
             3,
         )]));
-        assert!(u
-            .order_windows
-            .contains(&(ow(1, t0, Retained::PrevOnly), -1)));
-        assert!(!u
-            .order_windows
-            .iter()
-            .any(|((id, _), r)| *id == 1 && *r > 0));
-        // A late order into a retired window never enters order_windows, but is live.
+        assert!(u.sales.contains(&(sale(d1, Some(Retained::PrevOnly)), -1)));
+        assert!(u.sales.contains(&(sale(d1, None), 1)));
+        // A late order into a retired window is live, with no retained window.
         let u = ing.apply(&tx(vec![order(4, t0, 500, OrderStatus::Pending, 4)]));
         assert_eq!(u.live_orders.len(), 1);
-        assert!(u.order_windows.is_empty());
+        assert_eq!(u.live_orders[0].0 .1 .1, Retention::default());
+    }
+
+    #[test]
+    fn items_join_their_order_in_any_order_and_pairs_follow_the_basket() {
+        let mut ing = Ingest::new(&windows(), None, 2);
+        // items before their order: nothing derived yet
+        let u = ing.apply(&tx(vec![item(1, 9, 10, 1), item(2, 9, 11, 1)]));
+        assert!(u.sales.is_empty() && u.co_purchases.is_empty());
+        // the order arrives: both sales, the basket, purchases and both ordered pairs
+        let u = ing.apply(&tx(vec![order(9, HOUR, 500, OrderStatus::Pending, 2)]));
+        assert_eq!(u.sales.len(), 2);
+        assert_eq!(u.baskets.len(), 2);
+        assert_eq!(u.purchases, vec![((7, 10), 1), ((7, 11), 1)]);
+        assert_eq!(u.co_purchases, vec![((10, 11), 1), ((11, 10), 1)]);
+        // a second item of product 10: a sale, but no new basket product, purchase or pair
+        let u = ing.apply(&tx(vec![item(3, 9, 10, 3)]));
+        assert_eq!(u.sales.len(), 1);
+        assert!(u.baskets.is_empty() && u.purchases.is_empty() && u.co_purchases.is_empty());
+        // a third product goes over the cap (2): every pair leaves
+        let u = ing.apply(&tx(vec![item(4, 9, 12, 4)]));
+        assert_eq!(u.co_purchases.iter().map(|(_, r)| *r).sum::<isize>(), -2);
+        assert_eq!(u.purchases, vec![((7, 12), 1)]);
+        // deleted again: back within the cap
+        let u = ing.apply(&tx(vec![delete_item(4, 5)]));
+        assert_eq!(u.co_purchases, vec![((10, 11), 1), ((11, 10), 1)]);
+        // an item moved to another (unknown) order leaves this one's facts
+        let mut moved = item(2, 8, 11, 6);
+        if let ChangeKind::Upsert {
+            row: Row::OrderItem(it),
+            ..
+        } = &mut moved.kind
+        {
+            it.order_id = Some(8);
+        }
+        let u = ing.apply(&tx(vec![moved]));
+        assert_eq!(u.co_purchases, vec![((10, 11), -1), ((11, 10), -1)]);
+        assert_eq!(u.purchases, vec![((7, 11), -1)]);
+        // cancelling retracts everything the order still adds
+        let u = ing.apply(&tx(vec![order(9, HOUR, 500, OrderStatus::Cancelled, 7)]));
+        assert_eq!(u.sales.iter().map(|(_, r)| *r).sum::<isize>(), -2);
+        assert_eq!(u.purchases, vec![((7, 10), -1)]);
+        assert_eq!(u.live_orders.len(), 1);
+    }
+
+    #[test]
+    fn truncating_items_retracts_every_item_of_every_order() {
+        let mut ing = Ingest::new(&windows(), None, 100);
+        ing.apply(&tx(vec![
+            order(1, HOUR, 500, OrderStatus::Pending, 1),
+            order(2, HOUR, 500, OrderStatus::Pending, 1),
+            item(1, 1, 10, 1),
+            item(2, 1, 11, 1),
+            item(3, 2, 10, 1),
+        ]));
+        let t = Change {
+            table: Table::OrderItems,
+            op: Op::Truncate,
+            lsn: Some(Lsn(50)),
+            kind: ChangeKind::Truncate,
+        };
+        let u = ing.apply(&tx(vec![t]));
+        assert_eq!(u.sales.iter().map(|(_, r)| *r).sum::<isize>(), -3);
+        assert_eq!(u.baskets.len(), 3);
+        assert_eq!(u.co_purchases, vec![((10, 11), -1), ((11, 10), -1)]);
+        assert!(u.live_orders.is_empty());
+    }
+
+    #[test]
+    fn pair_changes_touch_only_entered_and_left_products() {
+        let mut out = vec![];
+        pair_changes(&[1, 2, 3], &[1, 3, 4, 5], &mut out);
+        consolidate(&mut out);
+        let pairs = |b: &[i64]| -> Vec<((i64, i64), isize)> {
+            let mut v = vec![];
+            for &p in b {
+                for &q in b {
+                    if p != q {
+                        v.push(((p, q), 1));
+                    }
+                }
+            }
+            v
+        };
+        let mut want = pairs(&[1, 3, 4, 5]);
+        want.extend(pairs(&[1, 2, 3]).into_iter().map(|(k, r)| (k, -r)));
+        consolidate(&mut want);
+        assert_eq!(out, want);
     }
 }

@@ -10,11 +10,9 @@
 //!
 //! Owns threads and channels; must not define views (see [`crate::views`]).
 
-use crate::facts::*;
-use crate::ingest::{Ingest, Updates};
-use crate::views::{self, Time, ViewsConfig};
+use crate::ingest::Ingest;
+use crate::views::{self, Sessions, Time, Updates, ViewsConfig};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use differential_dataflow::input::{Input, InputSession};
 use sources::{Lsn, Micros, Position, Transaction};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -165,8 +163,7 @@ impl Engine {
             let worker0 = park_rx
                 .recv_timeout(Duration::from_secs(30))
                 .map_err(|_| anyhow::anyhow!("timely worker 0 did not start"))?;
-            let windows = cfg.views.windows.clone();
-            let retention = cfg.retention;
+            let ingest = Ingest::new(&cfg.views.windows, cfg.retention, cfg.views.basket_cap);
             let max_changes = cfg.max_batch_changes.max(1);
             let counters_i = counters.clone();
             Some(
@@ -179,8 +176,7 @@ impl Engine {
                             credit_rx,
                             batch_tx,
                             worker0,
-                            &windows,
-                            retention,
+                            ingest,
                             max_changes,
                             &counters_i,
                         )
@@ -347,12 +343,10 @@ fn ingest_loop(
     credits: Receiver<()>,
     out: Sender<Batch>,
     worker0: std::thread::Thread,
-    windows: &[view_store::Window],
-    retention: Option<i64>,
+    mut ingest: Ingest,
     max_changes: usize,
     counters: &Counters,
 ) {
-    let mut ingest = Ingest::new(windows, retention);
     let mut time: Time = 0;
     let mut transactions: u64 = 0;
     let mut lsn: Option<Lsn> = None;
@@ -441,7 +435,7 @@ struct Gathering {
 impl Gathering {
     fn absorb(&mut self, ingest: &mut Ingest, tx: Transaction) {
         self.changes += tx.changes.len();
-        merge(&mut self.updates, ingest.apply(&tx));
+        self.updates.merge(ingest.apply(&tx));
         self.meta.transactions += 1;
         self.meta.lsn = self.meta.lsn.max(tx.lsn);
         // the oldest arrival in the batch: its latency is the batch's worst
@@ -452,60 +446,6 @@ impl Gathering {
         if tx.position != Position::None {
             self.meta.positions.push(tx.position);
         }
-    }
-}
-
-fn merge(into: &mut Updates, from: Updates) {
-    into.live_orders.extend(from.live_orders);
-    into.order_windows.extend(from.order_windows);
-    into.items.extend(from.items);
-    into.products.extend(from.products);
-    into.carts.extend(from.carts);
-    into.wishlists.extend(from.wishlists);
-    into.product_views.extend(from.product_views);
-}
-
-struct InputSessions {
-    live_orders: InputSession<Time, (i64, LiveOrder), isize>,
-    order_windows: InputSession<Time, (i64, OrderWindow), isize>,
-    items: InputSession<Time, (i64, Item), isize>,
-    products: InputSession<Time, (i64, ProductFacts), isize>,
-    carts: InputSession<Time, (i64, Interaction), isize>,
-    wishlists: InputSession<Time, (i64, Interaction), isize>,
-    product_views: InputSession<Time, (i64, ViewEvent), isize>,
-}
-
-impl InputSessions {
-    fn feed(&mut self, time: Time, u: Updates) {
-        fn go<D: differential_dataflow::Data>(
-            s: &mut InputSession<Time, D, isize>,
-            t: Time,
-            v: Vec<(D, isize)>,
-        ) {
-            s.advance_to(t);
-            for (d, r) in v {
-                s.update(d, r);
-            }
-            s.advance_to(t + 1);
-            s.flush();
-        }
-        go(&mut self.live_orders, time, u.live_orders);
-        go(&mut self.order_windows, time, u.order_windows);
-        go(&mut self.items, time, u.items);
-        go(&mut self.products, time, u.products);
-        go(&mut self.carts, time, u.carts);
-        go(&mut self.wishlists, time, u.wishlists);
-        go(&mut self.product_views, time, u.product_views);
-    }
-
-    fn close(self) {
-        self.live_orders.close();
-        self.order_windows.close();
-        self.items.close();
-        self.products.close();
-        self.carts.close();
-        self.wishlists.close();
-        self.product_views.close();
     }
 }
 
@@ -524,22 +464,7 @@ fn run_worker(
     let pending: Pending = Rc::new(RefCell::new(BTreeMap::new()));
     let pending_w = pending.clone();
     let mut sessions = worker.dataflow::<Time, _, _>(|scope| {
-        let (live_orders, live_orders_c) = scope.new_collection();
-        let (order_windows, order_windows_c) = scope.new_collection();
-        let (items, items_c) = scope.new_collection();
-        let (products, products_c) = scope.new_collection();
-        let (carts, carts_c) = scope.new_collection();
-        let (wishlists, wishlists_c) = scope.new_collection();
-        let (product_views, product_views_c) = scope.new_collection();
-        let inputs = views::Inputs {
-            live_orders: live_orders_c,
-            order_windows: order_windows_c,
-            items: items_c,
-            products: products_c,
-            carts: carts_c,
-            wishlists: wishlists_c,
-            product_views: product_views_c,
-        };
+        let (sessions, inputs) = Sessions::new(scope);
         // view rows and the recommendations index updates, published together per time
         views::build_published(&inputs, views_cfg)
             .inner
@@ -553,15 +478,7 @@ fn run_worker(
                 }
             })
             .probe_with(&probe);
-        InputSessions {
-            live_orders,
-            order_windows,
-            items,
-            products,
-            carts,
-            wishlists,
-            product_views,
-        }
+        sessions
     });
 
     let Some(feeder) = feeder else {
@@ -584,7 +501,9 @@ fn run_worker(
                     counters
                         .updates_out
                         .fetch_add(batch.updates.len() as u64, Ordering::Relaxed);
-                    sessions.feed(batch.time, batch.updates);
+                    sessions.advance_to(batch.time);
+                    sessions.feed(batch.updates);
+                    sessions.advance_to(batch.time + 1);
                     metas.insert(batch.time, batch.meta);
                 }
                 Err(TryRecvError::Empty) => break,

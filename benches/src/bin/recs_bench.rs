@@ -26,8 +26,8 @@
 //! (u³), orders of 1-4 items, each customer with 2 product views, a category browse and, for
 //! some, cart and wishlist rows; 20 orders per second of event time.
 
-use engine::facts::{Interaction, Item, LiveOrder, ProductFacts, ViewEvent};
-use engine::views::testkit::{Rig, Sessions};
+use engine::facts::{Interaction, Item, LiveOrder, ProductFacts, Retention, ViewEvent};
+use engine::views::testkit::{order_facts, Rig, Sessions, Updates};
 use engine::views::{self, Coll, Inputs, ViewsConfig};
 use engine::{Engine, EngineConfig};
 use sources::{
@@ -533,34 +533,24 @@ fn publish(store: &ViewStore, time: u64) {
     });
 }
 
-fn feed_order(s: &mut Sessions, shop: &mut Shop, (id, c, lines): &Order) {
-    s.live_orders.update(
-        (
-            *id,
-            LiveOrder {
-                order_date: Micros(T0 + id * 50_000),
-                total: Money(100),
-                customer_id: Some(*c),
-            },
-        ),
-        1,
-    );
-    for &(p, q) in lines {
-        let item = shop.next_item;
-        shop.next_item += 1;
-        s.items.update(
-            (
-                item,
-                Item {
-                    order_id: *id,
-                    product_id: p,
-                    quantity: q,
-                    price: Money(100),
-                },
-            ),
-            1,
-        );
-    }
+fn feed_order(s: &mut Sessions, cfg: &ViewsConfig, (id, c, lines): &Order) {
+    let order = LiveOrder {
+        order_date: Micros(T0 + id * 50_000),
+        total: Money(100),
+        customer_id: Some(*c),
+    };
+    let items: Vec<Item> = lines
+        .iter()
+        .map(|&(p, q)| Item {
+            order_id: *id,
+            product_id: p,
+            quantity: q,
+            price: Money(100),
+        })
+        .collect();
+    let mut f = Updates::default();
+    order_facts(cfg, *id, order, Retention::default(), &items, &mut f);
+    s.feed(f);
 }
 
 fn marginal(a: &Args, recs: bool) {
@@ -640,7 +630,7 @@ fn marginal(a: &Args, recs: bool) {
         let batch: Vec<Order> = (0..n).map(|_| shop.order()).collect();
         tick(&mut rig, &mut |s| {
             for o in &batch {
-                feed_order(s, &mut shop, o);
+                feed_order(s, &cfg, o);
             }
         });
         loaded += n;
@@ -651,7 +641,7 @@ fn marginal(a: &Args, recs: bool) {
     for _ in 0..a.updates {
         let o = shop.order();
         let t = Instant::now();
-        tick(&mut rig, &mut |s| feed_order(s, &mut shop, &o));
+        tick(&mut rig, &mut |s| feed_order(s, &cfg, &o));
         lat.push(t.elapsed().as_secs_f64() * 1e3);
     }
     println!(

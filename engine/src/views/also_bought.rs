@@ -1,106 +1,28 @@
 //! `also_bought` (SPEC §4, §7): per product, the top K (`ViewsConfig::also_bought_k`) other
 //! products by the number of distinct live orders containing both; ties by the smaller id.
 //!
-//! Also owns the co-purchase state that `recommendations` reads ([`CoPurchases`]): every live
-//! order's distinct products, and the co-occurrence multiset `p -> q` (one copy of `(p, q)` per
-//! live order containing both), arranged once and shared.
-//!
-//! Exactness: an order counts once per pair however many items of a product it has (the basket
-//! is the *distinct* products of an order); a cancelled or deleted order, a removed item or a
-//! product change on an item retracts exactly the pairs it added, because every stage is a
-//! differential collection.
+//! Reads `co_purchases`: one `(p, q)` per live order containing both (its basket being the
+//! order's *distinct* products, so two items of one product count once). The ingest thread
+//! derives those pairs from the order and item upserts it holds anyway (see
+//! [`crate::ingest`]): a cancelled or deleted order, a removed item or a product change on an
+//! item retracts exactly the pairs it added, and the dataflow keeps no per-order state for
+//! this view, only the count per pair.
 //!
 //! Basket cap: an order with more than `ViewsConfig::basket_cap` distinct products contributes
 //! no pairs at all (pairs grow with the square of the basket: one 1,000-product order would add
 //! a million pair updates). Its purchases still count for the customer's recommendation weights
 //! (only co-occurrence is capped); the oracle (engine/tests/oracle) reads the cap the same way.
 //! Every time an order becomes capped, `shopstream_baskets_capped_total` goes up by one.
-//!
-//! Must not decide what recommendations show (recommendations.rs does).
 
-use super::shared::{top_n, ByKey, Shared};
+use super::shared::top_n;
 use super::{Coll, ViewsConfig};
-use differential_dataflow::operators::{CountTotal, ThresholdTotal};
-use prometheus::IntCounter;
+use differential_dataflow::operators::CountTotal;
 use std::cmp::Reverse;
-use std::sync::LazyLock;
 use view_store::{AlsoBoughtRow, ViewRow};
 
-static BASKETS_CAPPED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
-    // Creation only fails on an invalid static name; registration fails on a duplicate. Keep
-    // running without the metric rather than panic in the dataflow.
-    let c = IntCounter::new(
-        "shopstream_baskets_capped_total",
-        "Times a live order's basket went over the basket cap (its co-purchase pairs are not counted)",
-    )
-    .ok()?;
-    if let Err(e) = prometheus::default_registry().register(Box::new(c.clone())) {
-        tracing::warn!(error = %e, "shopstream_baskets_capped_total not registered");
-    }
-    Some(c)
-});
-
-/// Co-purchase state shared by `also_bought` and `recommendations`.
-#[derive(Clone)]
-pub struct CoPurchases<'s> {
-    /// `(order_id, product_id)`, once per distinct product of every live order (not capped).
-    pub baskets: Coll<'s, (i64, i64)>,
-    /// `p -> q` (p != q) with multiplicity = distinct live orders within the cap containing both.
-    pub pairs: ByKey<'s, i64, i64>,
-}
-
-impl<'s> CoPurchases<'s> {
-    pub fn new(shared: &Shared<'s>, cfg: &ViewsConfig) -> Self {
-        // distinct products of each live order (items of other orders are dropped by the join)
-        let baskets = shared
-            .lines
-            .clone()
-            .join_core(shared.orders.clone(), |&order, &(product, _, _), _| {
-                Some((order, product))
-            })
-            .distinct_total();
-
-        // each order's number of distinct products
-        let sizes = baskets.clone().map(|(order, _)| order).count_total();
-        let cap = cfg.basket_cap as isize;
-
-        // orders over the cap; counted each time one goes over it
-        let capped = sizes
-            .clone()
-            .filter(move |&(_, n)| n > cap)
-            .map(|(order, _)| order)
-            .distinct_total()
-            .inspect(|(_, _, r)| {
-                if *r > 0 {
-                    if let Some(c) = BASKETS_CAPPED.as_ref() {
-                        c.inc_by(*r as u64);
-                    }
-                }
-            });
-        // keep the inspect alive without adding state: an empty, never-joined stream
-        let within = sizes
-            .filter(move |&(_, n)| n <= cap)
-            .map(|(order, _)| order)
-            .concat(capped.filter(|_| false));
-
-        // pairs of distinct products of every order within the cap
-        let by_order = baskets.clone().semijoin(within).arrange_by_key();
-        let pairs = by_order
-            .clone()
-            .join_core(by_order, |_order, &p, &q| (p != q).then_some((p, q)))
-            .arrange_by_key();
-
-        CoPurchases { baskets, pairs }
-    }
-}
-
-pub fn build<'s>(co: &CoPurchases<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+pub fn build<'s>(co_purchases: &Coll<'s, (i64, i64)>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
     // ((p, q), orders containing both)
-    let counts = co
-        .pairs
-        .clone()
-        .as_collection(|&p, &q| (p, q))
-        .count_total();
+    let counts = co_purchases.clone().count_total();
 
     // the first K others of every product, by count then smaller id
     let candidates = counts.map(|((p, q), n)| (p, (Reverse(n), q, n)));

@@ -2,13 +2,13 @@
 //! quantity, revenue and number of distinct live orders with an item of the category, by each
 //! product's current category.
 
-use super::shared::{Shared, Slot};
-use super::Coll;
+use super::shared::Shared;
+use super::{Coll, Inputs, ViewsConfig};
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use sources::Money;
 use view_store::{CategorySalesRow, ViewRow};
 
-pub fn build<'s>(shared: &Shared<'s>) -> Coll<'s, ViewRow> {
+pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
     // ((slot, category), (quantity, revenue, 0)): products' sales moved to their category
     let sales = shared
         .shown_sales
@@ -20,20 +20,25 @@ pub fn build<'s>(shared: &Shared<'s>) -> Coll<'s, ViewRow> {
         )
         .explode(|(key, (qty, revenue))| Some((key, (qty, revenue, 0isize))));
 
-    // (order, category) once per order having an item of the category
-    let order_categories = shared
-        .lines
+    // (order, placement, category) once per live order having an item of the category
+    let order_categories = inputs
+        .baskets
         .clone()
-        .as_collection(|&order, &(product, _, _)| (product, order))
-        .join_core(shared.categories.clone(), |_product, &order, &category| {
-            Some((order, category))
-        })
+        .arrange_by_key()
+        .join_core(
+            shared.categories.clone(),
+            |_product, &(order, placed), &category| Some((order, placed, category)),
+        )
         .distinct_total();
 
     // ((slot, category), (0, 0, 1)) per such order in each of its shown slots
-    let orders = shared
-        .in_shown_slots(&order_categories.arrange_by_key())
-        .explode(|key: (Slot, i64)| Some((key, (0isize, 0isize, 1isize))));
+    let windows = cfg.windows.clone();
+    let orders = order_categories.explode(move |(_, placed, category)| {
+        placed
+            .shown_slots(&windows)
+            .into_iter()
+            .map(move |slot| ((slot, category), (0isize, 0isize, 1isize)))
+    });
 
     sales.concat(orders).count_total().map(
         |(((window, start), category_id), (qty, revenue, order_count))| {

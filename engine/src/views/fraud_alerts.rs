@@ -3,12 +3,15 @@
 //! condition stops holding (order deleted, cancelled or corrected).
 
 use super::{Coll, FraudConfig};
-use crate::facts::LiveOrder;
+use crate::facts::{LiveOrder, Retention};
 use differential_dataflow::operators::CountTotal;
 use sources::{Micros, Money};
 use view_store::{FraudAlertRow, Rule, ViewRow};
 
-pub fn build<'s>(live_orders: &Coll<'s, (i64, LiveOrder)>, cfg: &FraudConfig) -> Coll<'s, ViewRow> {
+pub fn build<'s>(
+    live_orders: &Coll<'s, (i64, (LiveOrder, Retention))>,
+    cfg: &FraudConfig,
+) -> Coll<'s, ViewRow> {
     let FraudConfig {
         high_value,
         frequent_orders,
@@ -18,6 +21,9 @@ pub fn build<'s>(live_orders: &Coll<'s, (i64, LiveOrder)>, cfg: &FraudConfig) ->
         repeated_orders,
         repeated_interval,
     } = cfg.clone();
+
+    // every live order (the rules ignore retention)
+    let live_orders = live_orders.clone().map(|(id, (o, _))| (id, o));
 
     // high_value: one alert per live order above the threshold, with or without customer
     let high_value = live_orders

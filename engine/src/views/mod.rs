@@ -26,24 +26,104 @@ pub type Time = u64;
 /// A collection in the engine's dataflow scope.
 pub type Coll<'s, D> = VecCollection<'s, Time, D, isize>;
 
-/// The source tables, upserted and projected (see [`crate::facts`]), keyed by primary key.
-#[derive(Clone)]
-pub struct Inputs<'s> {
-    /// `(order_id, order)` for every live (not cancelled) order.
-    pub live_orders: Coll<'s, (i64, LiveOrder)>,
-    /// `(order_id, window)`: for each live order and window size, its window while that window
-    /// is retained (see [`Retained`]). Windowed views read this, never `live_orders` directly.
-    pub order_windows: Coll<'s, (i64, OrderWindow)>,
-    /// `(order_item_id, item)`.
-    pub items: Coll<'s, (i64, Item)>,
+/// Declares the dataflow's inputs once, and from that list derives [`Inputs`] (the collections
+/// the views read), [`Updates`] (one engine time's changes to each, built by the ingest thread)
+/// and [`Sessions`] (the input sessions of the feeding worker), so the three never drift apart.
+macro_rules! dataflow_inputs {
+    ($( $(#[$doc:meta])* $name:ident : $ty:ty ),* $(,)?) => {
+        /// The dataflow's inputs: the source tables upserted, projected (see [`crate::facts`])
+        /// and, for orders and their items, joined at ingest (see [`crate::ingest`]).
+        #[derive(Clone)]
+        pub struct Inputs<'s> {
+            $( $(#[$doc])* pub $name: Coll<'s, $ty>, )*
+        }
+
+        /// Changes to every input for one engine time.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct Updates {
+            $( $(#[$doc])* pub $name: Vec<($ty, isize)>, )*
+        }
+
+        impl Updates {
+            /// Number of updates over all inputs.
+            pub fn len(&self) -> usize {
+                0 $( + self.$name.len() )*
+            }
+
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            /// Cancels `+x` against `−x` within the batch, so superseded updates (a row changed
+            /// twice in one transaction) never reach the dataflow.
+            pub fn consolidate(&mut self) {
+                $( crate::ingest::consolidate(&mut self.$name); )*
+            }
+
+            /// Flips the sign of every update.
+            pub fn negate(&mut self) {
+                $( for (_, r) in self.$name.iter_mut() { *r = -*r; } )*
+            }
+
+            /// Appends `other`'s updates (same engine time).
+            pub fn merge(&mut self, other: Updates) {
+                $( self.$name.extend(other.$name); )*
+            }
+        }
+
+        /// The input sessions behind an [`Inputs`]; only the feeding worker keeps them open.
+        pub struct Sessions {
+            $( pub $name: differential_dataflow::input::InputSession<Time, $ty, isize>, )*
+        }
+
+        impl Sessions {
+            /// New inputs in `scope`, and the sessions that feed them.
+            pub fn new<'s>(scope: timely::dataflow::Scope<'s, Time>) -> (Sessions, Inputs<'s>) {
+                use differential_dataflow::input::Input;
+                $( let $name = scope.new_collection(); )*
+                (
+                    Sessions { $( $name: $name.0, )* },
+                    Inputs { $( $name: $name.1, )* },
+                )
+            }
+
+            /// Feeds `updates` at the current time.
+            pub fn feed(&mut self, updates: Updates) {
+                $( for (d, r) in updates.$name { self.$name.update(d, r); } )*
+            }
+
+            /// Closes every time before `t` and sends what is buffered.
+            pub fn advance_to(&mut self, t: Time) {
+                $( self.$name.advance_to(t); self.$name.flush(); )*
+            }
+
+            /// Closes every input (a worker that does not feed must, or it holds the frontier).
+            pub fn close(self) {
+                $( self.$name.close(); )*
+            }
+        }
+    };
+}
+
+dataflow_inputs! {
+    /// `(order_id, (order, retention))` for every live (not cancelled) order.
+    live_orders: (i64, (LiveOrder, Retention)),
+    /// `(placement, line)` once per item of every live order.
+    sales: (Placed, Line),
+    /// `(product_id, (order_id, placement))` once per distinct product of every live order.
+    baskets: (i64, (i64, Placed)),
+    /// `(customer_id, product_id)` once per live order of the customer containing the product.
+    purchases: (i64, i64),
+    /// `(p, q)`, p != q, once per live order containing both whose basket is within the cap.
+    co_purchases: (i64, i64),
     /// `(product_id, facts)`.
-    pub products: Coll<'s, (i64, ProductFacts)>,
+    products: (i64, ProductFacts),
     /// `(cart_id, interaction)`.
-    pub carts: Coll<'s, (i64, Interaction)>,
+    carts: (i64, Interaction),
     /// `(wishlist_id, interaction)`.
-    pub wishlists: Coll<'s, (i64, Interaction)>,
+    wishlists: (i64, Interaction),
     /// `(view_id, event)`.
-    pub product_views: Coll<'s, (i64, ViewEvent)>,
+    product_views: (i64, ViewEvent),
 }
 
 /// Thresholds of the fraud rules (SPEC §4), all configurable from the CLI.
@@ -125,23 +205,21 @@ pub fn build_published<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, V
 
 fn assemble<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig, recs_index: bool) -> Coll<'s, ViewRow> {
     // arrangements and per-product sales read by several views, built once
-    let shared = shared::Shared::new(inputs);
+    let shared = shared::Shared::new(inputs, cfg);
 
-    // the co-purchase pairs behind also_bought, which recommendations score with
-    let co = also_bought::CoPurchases::new(&shared, cfg);
     // top_products' rows are also the best sellers recommendations fill in with (read from
     // the store at read time)
     let top = top_products::build(&shared, cfg);
 
     let mut views = vec![
         top,
-        trending::build(&shared, cfg),
-        category_sales::build(&shared),
+        trending::build(inputs, &shared, cfg),
+        category_sales::build(inputs, &shared, cfg),
         fraud_alerts::build(&inputs.live_orders, &cfg.fraud),
-        also_bought::build(&co, cfg),
+        also_bought::build(&inputs.co_purchases, cfg),
     ];
     if recs_index {
-        views.push(recommendations::build(inputs, &shared, &co));
+        views.push(recommendations::build(inputs));
     }
-    revenue::build(&shared).concatenate(views)
+    revenue::build(inputs, &shared, cfg).concatenate(views)
 }

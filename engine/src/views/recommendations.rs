@@ -53,25 +53,17 @@
 //! what the index adds). Serving's tail comes from customers who touched the most popular
 //! products, whose co-occurrence rows hold tens of thousands of partners.
 //!
-//! The dataflow state this module adds is one arrangement: the distinct products of live
-//! orders by order (to attach the order's customer, and to re-attribute them when the order
-//! changes customer). Everything else is a stateless projection of the inputs or of the
-//! co-purchase arrangement that `also_bought` already keeps.
+//! The dataflow keeps no state for this module: every delta is a stateless projection of an
+//! input. Purchases (once per live order and distinct product) and co-occurrence pairs come
+//! from the ingest thread's join of orders with their items (see [`crate::ingest`]).
 //!
-//! Owns only the derivation of the index updates; reads the co-purchase state of
-//! `also_bought` and must not change it. The scoring rules live with the index (view-store).
+//! Owns only the derivation of the index updates; the scoring rules live with the index
+//! (view-store).
 
-use super::also_bought::CoPurchases;
-use super::shared::Shared;
 use super::{Coll, Inputs};
-use crate::facts::LiveOrder;
 use view_store::{InteractionKind, RecsDelta, ViewRow};
 
-pub fn build<'s>(
-    inputs: &Inputs<'s>,
-    shared: &Shared<'s>,
-    co: &CoPurchases<'s>,
-) -> Coll<'s, ViewRow> {
+pub fn build<'s>(inputs: &Inputs<'s>) -> Coll<'s, ViewRow> {
     let interaction = |customer, product, kind| RecsDelta::Interaction {
         customer,
         product,
@@ -79,13 +71,10 @@ pub fn build<'s>(
     };
 
     // once per live order of the customer containing the product
-    let purchases =
-        co.baskets
-            .clone()
-            .join_core(shared.orders.clone(), move |_order, &p, o: &LiveOrder| {
-                o.customer_id
-                    .map(|c| interaction(c, p, InteractionKind::Purchase))
-            });
+    let purchases = inputs
+        .purchases
+        .clone()
+        .map(move |(c, p)| interaction(c, p, InteractionKind::Purchase));
     let carts = inputs
         .carts
         .clone()
@@ -115,10 +104,10 @@ pub fn build<'s>(
         category.into_iter().chain(inactive)
     });
     // co(p, q): one copy per live order within the cap containing both
-    let pairs = co
-        .pairs
+    let pairs = inputs
+        .co_purchases
         .clone()
-        .as_collection(|&product, &other| RecsDelta::CoPurchase { product, other });
+        .map(|(product, other)| RecsDelta::CoPurchase { product, other });
 
     purchases
         .concatenate([carts, wishlists, views, products, pairs])
@@ -129,8 +118,7 @@ pub fn build<'s>(
 mod tests {
     use super::super::testkit::*;
     use super::super::{Coll, Inputs, ViewsConfig};
-    use crate::facts::{Interaction, Item, LiveOrder, ProductFacts, ViewEvent};
-    use sources::{Micros, Money};
+    use crate::facts::{Interaction, ProductFacts, ViewEvent};
     use std::cell::RefCell;
     use view_store::{AsOf, ChangeBatch, ViewName, ViewRow, ViewStore};
 
@@ -188,23 +176,6 @@ mod tests {
         rows.iter().map(|r| (r.product_id, r.score)).collect()
     }
 
-    fn order(customer: i64) -> LiveOrder {
-        LiveOrder {
-            order_date: Micros(0),
-            total: Money(100),
-            customer_id: Some(customer),
-        }
-    }
-
-    fn item(order_id: i64, product_id: i64, quantity: i64) -> Item {
-        Item {
-            order_id,
-            product_id,
-            quantity,
-            price: Money(100),
-        }
-    }
-
     fn product(category: i64, active: bool) -> ProductFacts {
         ProductFacts {
             category_id: Some(category),
@@ -223,22 +194,25 @@ mod tests {
         store.set_recommendations_k(cfg.also_bought_k);
         SINK.with(|s| s.borrow_mut().clear());
         let mut rig = Rig::new(&cfg, recorded);
+        let mut db = Db::default();
+        // products 1-3 in category 10; 4, 6 in 20, and 6 is inactive
+        for (id, cat, active) in [(1, 10, true), (2, 10, true), (3, 10, true), (4, 20, true)] {
+            db.products.insert(id, product(cat, active));
+        }
+        db.products.insert(6, product(20, false));
+        // customer 100 buys 1 and 2; customer 101 buys 1, 3 and 6; 102 buys 4 (9 units)
+        db.orders.insert(1, DbOrder::new(0, 100, Some(100)));
+        db.item(1, 1, 1, 1, 100);
+        db.item(2, 1, 2, 5, 100);
+        db.orders.insert(2, DbOrder::new(0, 100, Some(101)));
+        db.item(3, 2, 1, 1, 100);
+        db.item(4, 2, 3, 1, 100);
+        db.item(5, 2, 6, 1, 100);
+        db.orders.insert(3, DbOrder::new(0, 100, Some(102)));
+        db.item(6, 3, 4, 9, 100);
+        let s0 = db.facts(&cfg);
         rig.tick(|s| {
-            // products 1-3 in category 10; 4, 6 in 20, and 6 is inactive
-            for (id, cat, active) in [(1, 10, true), (2, 10, true), (3, 10, true), (4, 20, true)] {
-                s.products.update((id, product(cat, active)), 1);
-            }
-            s.products.update((6, product(20, false)), 1);
-            // customer 100 buys 1 and 2; customer 101 buys 1, 3 and 6; 102 buys 4 (9 units)
-            s.live_orders.update((1, order(100)), 1);
-            s.items.update((1, item(1, 1, 1)), 1);
-            s.items.update((2, item(1, 2, 5)), 1);
-            s.live_orders.update((2, order(101)), 1);
-            s.items.update((3, item(2, 1, 1)), 1);
-            s.items.update((4, item(2, 3, 1)), 1);
-            s.items.update((5, item(2, 6, 1)), 1);
-            s.live_orders.update((3, order(102)), 1);
-            s.items.update((6, item(3, 4, 9)), 1);
+            s.feed(s0.clone());
             // customer 200 has product 1 in the cart; 300 only browsed category 20
             let cart = Interaction {
                 customer_id: 200,
@@ -262,7 +236,8 @@ mod tests {
         assert_eq!(recs(&store, 300), vec![(4, 0), (2, 0)]);
 
         // order 2 is cancelled: its pairs go, and 200's list stays short (all else excluded)
-        rig.tick(|s| s.live_orders.update((2, order(101)), -1));
+        db.orders.get_mut(&2).unwrap().cancelled = true;
+        rig.tick(|s| s.feed(change(&s0, &db.facts(&cfg))));
         publish(&store, 2);
         assert_eq!(recs(&store, 200), vec![(2, 3), (4, 0)]);
         assert_eq!(recs(&store, 100), vec![(4, 0)]);

@@ -3,27 +3,33 @@
 //! PrevOnly windows only lend their revenue to the next window.
 
 use super::shared::{next_start, Shared};
-use super::Coll;
-use crate::facts::{LiveOrder, OrderWindow};
+use super::{Coll, Inputs, ViewsConfig};
+use crate::facts::Placed;
 use differential_dataflow::operators::CountTotal;
 use sources::Money;
 use view_store::{RevenueRow, ViewRow};
 
-pub fn build<'s>(shared: &Shared<'s>) -> Coll<'s, ViewRow> {
-    // ((window, start), (revenue, orders, prev_revenue)) summed in the diff: each order counts
-    // in its own window and as the previous window of the next one
-    let totals = shared
-        .windows
+pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+    // ((window, start), (revenue, orders, prev_revenue)) summed in the diff: each live order
+    // counts in each of its retained windows and as the previous window of the next one
+    let windows = cfg.windows.clone();
+    let totals = inputs
+        .live_orders
         .clone()
-        .join_core(
-            shared.orders.clone(),
-            |_id, w: &OrderWindow, o: &LiveOrder| Some((w.window, w.start, o.total)),
-        )
-        .explode(|(window, start, total)| {
-            let t = total.0 as isize;
-            let mine = ((window, start), (t, 1, 0));
-            let next = next_start(window, start).map(|n| ((window, n), (0, 0, t)));
-            std::iter::once(mine).chain(next)
+        .explode(move |(_, (o, retention))| {
+            let t = o.total.0 as isize;
+            let placed = Placed {
+                date: o.order_date,
+                retention,
+            };
+            placed
+                .windows(&windows)
+                .into_iter()
+                .flat_map(move |(window, start, _)| {
+                    let mine = ((window, start), (t, 1, 0));
+                    let next = next_start(window, start).map(|n| ((window, n), (0, 0, t)));
+                    std::iter::once(mine).chain(next)
+                })
         })
         .count_total();
 

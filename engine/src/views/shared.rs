@@ -4,13 +4,13 @@
 //!
 //! Owns only derived collections; it must not decide what a view shows (the view modules do).
 
-use super::{Coll, Inputs, Time};
-use crate::facts::{LiveOrder, OrderWindow, Retained};
+use super::{Coll, Inputs, Time, ViewsConfig};
+use crate::facts::{Placed, Retained};
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
 use differential_dataflow::ExchangeData;
-use sources::{Micros, Money};
+use sources::Micros;
 use std::cmp::Reverse;
 use view_store::Window;
 
@@ -23,22 +23,9 @@ pub type Keys<'s, K> = Arranged<'s, TraceAgent<KeySpine<K, Time, isize>>>;
 /// `(Window::All, None)` for all time.
 pub type Slot = (Window, Option<Micros>);
 
-/// The `all` slot.
-pub const ALL: Slot = (Window::All, None);
-
-/// An item's product, quantity and unit price.
-pub type Line = (i64, i64, Money);
-
 /// What the views have in common.
 #[derive(Clone)]
 pub struct Shared<'s> {
-    /// `order_id -> order`, every live order.
-    pub orders: ByKey<'s, i64, LiveOrder>,
-    /// `order_id -> window`, every retained window (Visible and PrevOnly) of every live order.
-    pub windows: ByKey<'s, i64, OrderWindow>,
-    /// `order_id -> (product, quantity, price)`, every item (of live orders or not: the join with
-    /// an order's windows or slots keeps the live ones).
-    pub lines: ByKey<'s, i64, Line>,
     /// `product_id -> category_id`, the current category of every product that has one.
     pub categories: ByKey<'s, i64, i64>,
     /// `(window, start)` of every Visible window with at least one live order.
@@ -48,20 +35,7 @@ pub struct Shared<'s> {
 }
 
 impl<'s> Shared<'s> {
-    pub fn new(inputs: &Inputs<'s>) -> Self {
-        // every live order, by id
-        let orders = inputs.live_orders.clone().arrange_by_key();
-
-        // every retained window of every live order, by order
-        let windows = inputs.order_windows.clone().arrange_by_key();
-
-        // every item, by order
-        let lines = inputs
-            .items
-            .clone()
-            .map(|(_, it)| (it.order_id, (it.product_id, it.quantity, it.price)))
-            .arrange_by_key();
-
+    pub fn new(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Self {
         // a product's current category (old orders follow it)
         let categories = inputs
             .products
@@ -70,62 +44,45 @@ impl<'s> Shared<'s> {
             .arrange_by_key();
 
         // windows to show: Visible ones that hold a live order
+        let windows = cfg.windows.clone();
         let visible = inputs
-            .order_windows
+            .live_orders
             .clone()
-            .filter(|(_, w)| w.retained == Retained::Visible)
-            .map(|(_, w)| (w.window, w.start))
+            .flat_map(move |(_, (o, retention))| {
+                let placed = Placed {
+                    date: o.order_date,
+                    retention,
+                };
+                placed
+                    .windows(&windows)
+                    .into_iter()
+                    .filter(|(_, _, r)| *r == Retained::Visible)
+                    .map(|(w, start, _)| (w, start))
+            })
             .distinct_total()
             .arrange_by_self();
 
         // each product's (quantity, revenue) per shown slot, summed in the diff
-        let shown_sales = in_shown_slots(&orders, &windows, &lines)
-            .explode(|(slot, (product, qty, price)): (Slot, Line)| {
+        let windows = cfg.windows.clone();
+        let shown_sales = inputs
+            .sales
+            .clone()
+            .explode(move |(placed, (product, qty, price))| {
                 // saturating: a corrupt row must not panic the dataflow (real values fit easily)
-                Some((
-                    (slot, product),
-                    (qty as isize, qty.saturating_mul(price.0) as isize),
-                ))
+                let sales = (qty as isize, qty.saturating_mul(price.0) as isize);
+                placed
+                    .shown_slots(&windows)
+                    .into_iter()
+                    .map(move |slot| ((slot, product), sales))
             })
             .count_total();
 
         Shared {
-            orders,
-            windows,
-            lines,
             categories,
             visible,
             shown_sales,
         }
     }
-
-    /// `(slot, value)` for every value of `by_order` in each slot its order is shown in.
-    pub fn in_shown_slots<V: ExchangeData>(
-        &self,
-        by_order: &ByKey<'s, i64, V>,
-    ) -> Coll<'s, (Slot, V)> {
-        in_shown_slots(&self.orders, &self.windows, by_order)
-    }
-}
-
-/// `(slot, value)` for every value of `by_order` in each slot its order is shown in: the
-/// order's Visible windows, and `all` while it is live. Two joins with arrangements that exist
-/// anyway, rather than a per-order arrangement of slots (four more records per order).
-fn in_shown_slots<'s, V: ExchangeData>(
-    orders: &ByKey<'s, i64, LiveOrder>,
-    windows: &ByKey<'s, i64, OrderWindow>,
-    by_order: &ByKey<'s, i64, V>,
-) -> Coll<'s, (Slot, V)> {
-    let in_windows =
-        by_order
-            .clone()
-            .join_core(windows.clone(), |_order, v: &V, w: &OrderWindow| {
-                (w.retained == Retained::Visible).then(|| ((w.window, Some(w.start)), v.clone()))
-            });
-    let in_all = by_order
-        .clone()
-        .join_core(orders.clone(), |_order, v: &V, _| Some((ALL, v.clone())));
-    in_windows.concat(in_all)
 }
 
 /// The start of the window after the one starting at `start` (`None` for `all`).

@@ -1,21 +1,21 @@
 //! A small timely harness for the views' tests and benches: a table-level model of the
-//! database ([`Db`]) projected into the [`Inputs`] facts the way the engine does (live orders,
-//! their windows with retention states, items, products), input sessions that feed the
-//! difference between two projections at one logical time, and [`run`], which drives a
+//! database ([`Db`]) projected into the [`Inputs`] facts the way the engine's ingest derives
+//! them (live orders with their windows' retention, sales, baskets, purchases, co-purchase
+//! pairs, products), fed as the difference between two projections at one logical time, and
+//! [`run`], which drives a
 //! sequence of database states through [`super::build`] with 1 or more workers (only worker 0
 //! feeds) and returns the rows of every view after each state.
 //!
 //! Owns nothing the engine runs; it stands in for the engine's runtime in tests.
 
 use super::{Coll, Inputs, Time, ViewsConfig};
+pub use super::{Sessions, Updates};
 use crate::facts::*;
-use differential_dataflow::input::{Input, InputSession};
 use sources::{Micros, Money};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
-use timely::dataflow::Scope;
 use view_store::{ViewRow, Window};
 
 /// An `orders` row, reduced to what the views see.
@@ -75,136 +75,79 @@ impl Db {
         );
     }
 
-    /// The view inputs for this state, as the engine projects them.
-    pub fn facts(&self, windows: &[Window]) -> Facts {
-        let mut f = Facts::default();
+    /// The view inputs for this state, as the engine's ingest derives them, computed from
+    /// scratch (a second, plain implementation of the order-items join).
+    pub fn facts(&self, cfg: &ViewsConfig) -> Updates {
+        let mut f = Updates::default();
         for (&id, o) in self.orders.iter().filter(|(_, o)| !o.cancelled) {
-            f.live_orders.insert((
-                id,
-                LiveOrder {
-                    order_date: o.date,
-                    total: o.total,
-                    customer_id: o.customer,
-                },
-            ));
-            for &window in windows {
+            let live = LiveOrder {
+                order_date: o.date,
+                total: o.total,
+                customer_id: o.customer,
+            };
+            let mut retention = Retention::default();
+            for (i, &window) in cfg.windows.iter().enumerate() {
                 let Window::Size(size) = window else { continue };
                 let start = o.date.window_start(size);
                 let retained = match self.retention.get(&(window, start)) {
                     None => Some(Retained::Visible),
                     Some(r) => *r,
                 };
-                if let Some(retained) = retained {
-                    f.order_windows.insert((
-                        id,
-                        OrderWindow {
-                            window,
-                            start,
-                            retained,
-                        },
-                    ));
-                }
+                retention.set(i, retained);
             }
+            let items: Vec<Item> = self
+                .items
+                .values()
+                .filter(|it| it.order_id == id)
+                .copied()
+                .collect();
+            order_facts(cfg, id, live, retention, &items, &mut f);
         }
-        f.items = self.items.iter().map(|(&id, &it)| (id, it)).collect();
-        f.products = self.products.iter().map(|(&id, &p)| (id, p)).collect();
+        f.products = self.products.iter().map(|(&id, &p)| ((id, p), 1)).collect();
+        f.consolidate();
         f
     }
 }
 
-/// The contents of the view inputs at one time.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Facts {
-    pub live_orders: BTreeSet<(i64, LiveOrder)>,
-    pub order_windows: BTreeSet<(i64, OrderWindow)>,
-    pub items: BTreeSet<(i64, Item)>,
-    pub products: BTreeSet<(i64, ProductFacts)>,
-}
-
-/// The input sessions behind an [`Inputs`].
-pub struct Sessions {
-    pub live_orders: InputSession<Time, (i64, LiveOrder), isize>,
-    pub order_windows: InputSession<Time, (i64, OrderWindow), isize>,
-    pub items: InputSession<Time, (i64, Item), isize>,
-    pub products: InputSession<Time, (i64, ProductFacts), isize>,
-    pub carts: InputSession<Time, (i64, Interaction), isize>,
-    pub wishlists: InputSession<Time, (i64, Interaction), isize>,
-    pub product_views: InputSession<Time, (i64, ViewEvent), isize>,
-}
-
-impl Sessions {
-    /// New inputs in `scope`, and the sessions that feed them.
-    pub fn new<'s>(scope: Scope<'s, Time>) -> (Sessions, Inputs<'s>) {
-        let (live_orders, lo) = scope.new_collection();
-        let (order_windows, ow) = scope.new_collection();
-        let (items, it) = scope.new_collection();
-        let (products, pr) = scope.new_collection();
-        let (carts, ca) = scope.new_collection();
-        let (wishlists, wi) = scope.new_collection();
-        let (product_views, pv) = scope.new_collection();
-        let sessions = Sessions {
-            live_orders,
-            order_windows,
-            items,
-            products,
-            carts,
-            wishlists,
-            product_views,
-        };
-        let inputs = Inputs {
-            live_orders: lo,
-            order_windows: ow,
-            items: it,
-            products: pr,
-            carts: ca,
-            wishlists: wi,
-            product_views: pv,
-        };
-        (sessions, inputs)
-    }
-
-    /// Feeds the change from `old` to `new` at the current time.
-    pub fn apply(&mut self, old: &Facts, new: &Facts) {
-        diff(&mut self.live_orders, &old.live_orders, &new.live_orders);
-        diff(
-            &mut self.order_windows,
-            &old.order_windows,
-            &new.order_windows,
-        );
-        diff(&mut self.items, &old.items, &new.items);
-        diff(&mut self.products, &old.products, &new.products);
-    }
-
-    /// Closes every time before `t` and sends what is buffered.
-    pub fn advance_to(&mut self, t: Time) {
-        self.live_orders.advance_to(t);
-        self.order_windows.advance_to(t);
-        self.items.advance_to(t);
-        self.products.advance_to(t);
-        self.carts.advance_to(t);
-        self.wishlists.advance_to(t);
-        self.product_views.advance_to(t);
-        self.live_orders.flush();
-        self.order_windows.flush();
-        self.items.flush();
-        self.products.flush();
-        self.carts.flush();
-        self.wishlists.flush();
-        self.product_views.flush();
-    }
-}
-
-fn diff<D: differential_dataflow::Data>(
-    s: &mut InputSession<Time, D, isize>,
-    old: &BTreeSet<D>,
-    new: &BTreeSet<D>,
+/// What live order `id` with `items` contributes to the inputs: the plain, from-scratch form
+/// of the ingest's order-items join.
+pub fn order_facts(
+    cfg: &ViewsConfig,
+    id: i64,
+    order: LiveOrder,
+    retention: Retention,
+    items: &[Item],
+    f: &mut Updates,
 ) {
-    for d in old.difference(new) {
-        s.update(d.clone(), -1);
+    let placed = Placed {
+        date: order.order_date,
+        retention,
+    };
+    f.live_orders.push(((id, (order, retention)), 1));
+    for it in items {
+        f.sales
+            .push(((placed, (it.product_id, it.quantity, it.price)), 1));
     }
-    for d in new.difference(old) {
-        s.update(d.clone(), 1);
+    let basket: BTreeSet<i64> = items.iter().map(|it| it.product_id).collect();
+    for &p in &basket {
+        f.baskets.push(((p, (id, placed)), 1));
+        if let Some(c) = order.customer_id {
+            f.purchases.push(((c, p), 1));
+        }
+        if basket.len() <= cfg.basket_cap {
+            let others = basket.iter().filter(|&&q| q != p);
+            f.co_purchases.extend(others.map(|&q| ((p, q), 1)));
+        }
     }
+}
+
+/// The updates that turn inputs `old` into `new`.
+pub fn change(old: &Updates, new: &Updates) -> Updates {
+    let mut d = old.clone();
+    d.negate();
+    d.merge(new.clone());
+    d.consolidate();
+    d
 }
 
 /// How a test builds the rows under test from the inputs.
@@ -219,7 +162,7 @@ pub fn run_with(
     workers: usize,
     build: BuildFn,
 ) -> Vec<BTreeSet<ViewRow>> {
-    let facts: Arc<Vec<Facts>> = Arc::new(states.iter().map(|s| s.facts(&cfg.windows)).collect());
+    let facts: Arc<Vec<Updates>> = Arc::new(states.iter().map(|s| s.facts(cfg)).collect());
     let out: Arc<Mutex<Vec<(ViewRow, Time, isize)>>> = Arc::default();
     let cfg = cfg.clone();
     let sink = out.clone();
@@ -237,13 +180,13 @@ pub fn run_with(
         });
         if worker.index() != 0 {
             // only worker 0 feeds; the others' inputs must not hold the frontier back
-            drop(sessions);
+            sessions.close();
             return;
         }
-        let mut prev = Facts::default();
+        let mut prev = Updates::default();
         sessions.advance_to(1);
         for (k, f) in facts.iter().enumerate() {
-            sessions.apply(&prev, f);
+            sessions.feed(change(&prev, f));
             prev = f.clone();
             let next = k as Time + 2;
             sessions.advance_to(next);

@@ -2,29 +2,29 @@
 //! window minus quantity in the previous window, positive growth only. Reads `order_windows`:
 //! PrevOnly windows only lend their quantities to the next window.
 
-use super::shared::{next_start, top_n, Line, Shared};
-use super::{Coll, ViewsConfig};
-use crate::facts::OrderWindow;
+use super::shared::{next_start, top_n, Shared};
+use super::{Coll, Inputs, ViewsConfig};
 use differential_dataflow::operators::CountTotal;
 use std::cmp::Reverse;
 use view_store::{TrendingRow, ViewRow};
 
-pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
     // ((window, start, product), (quantity, prev_quantity)) summed in the diff: each item counts
-    // in its order's window and as the previous window of the next one
-    let quantities = shared
-        .windows
+    // in its order's retained windows and as the previous window of the next one
+    let windows = cfg.windows.clone();
+    let quantities = inputs
+        .sales
         .clone()
-        .join_core(
-            shared.lines.clone(),
-            |_order, w: &OrderWindow, &(product, qty, _): &Line| {
-                Some((w.window, w.start, product, qty as isize))
-            },
-        )
-        .explode(|(window, start, product, qty)| {
-            let mine = ((window, start, product), (qty, 0));
-            let next = next_start(window, start).map(|n| ((window, n, product), (0, qty)));
-            std::iter::once(mine).chain(next)
+        .explode(move |(placed, (product, qty, _))| {
+            let qty = qty as isize;
+            placed
+                .windows(&windows)
+                .into_iter()
+                .flat_map(move |(window, start, _)| {
+                    let mine = ((window, start, product), (qty, 0));
+                    let next = next_start(window, start).map(|n| ((window, n, product), (0, qty)));
+                    std::iter::once(mine).chain(next)
+                })
         })
         .count_total();
 
