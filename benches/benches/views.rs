@@ -89,6 +89,7 @@ fn shared_only<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
     let s = Shared::new(i, c);
     // probe every shared collection
     none(s.shown_sales).concatenate([
+        none(s.category_sales),
         none(s.categories.as_collection(|_, _| ())),
         none(s.visible.as_collection(|_, _| ())),
     ])
@@ -147,10 +148,14 @@ fn views(c: &mut Criterion) {
         category_id: Some(c),
         active: true,
     };
-    let mut move_away = Updates::default();
-    move_away.products = vec![((7, category(7)), -1), ((7, category(39)), 1)];
-    let mut move_back = Updates::default();
-    move_back.products = vec![((7, category(39)), -1), ((7, category(7)), 1)];
+    let move_away = Updates {
+        products: vec![((7, category(7)), -1), ((7, category(39)), 1)],
+        ..Updates::default()
+    };
+    let move_back = Updates {
+        products: vec![((7, category(39)), -1), ((7, category(7)), 1)],
+        ..Updates::default()
+    };
     // 100 orders of 3 items in one time (a source transaction or a poll batch), and back
     let batch = orders(&cfg, 100);
     let (batch_in, batch_out) = (change(&empty, &batch), change(&batch, &empty));

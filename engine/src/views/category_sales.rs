@@ -10,15 +10,13 @@ use view_store::{CategorySalesRow, ViewRow};
 
 pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
     // ((slot, category), (quantity, revenue, 0)): products' sales moved to their category
-    let sales = shared
-        .shown_sales
-        .clone()
-        .map(|((slot, product), sales)| (product, (slot, sales)))
-        .join_core(
-            shared.categories.clone(),
-            |_product, &(slot, (qty, revenue)), &category| Some(((slot, category), (qty, revenue))),
-        )
-        .explode(|(key, (qty, revenue))| Some((key, (qty, revenue, 0isize))));
+    let sales =
+        shared
+            .category_sales
+            .clone()
+            .explode(|((slot, category, _product), (qty, revenue))| {
+                Some(((slot, category), (qty, revenue, 0isize)))
+            });
 
     // (order, placement, category) once per live order having an item of the category
     let order_categories = inputs

@@ -23,6 +23,9 @@ pub type Keys<'s, K> = Arranged<'s, TraceAgent<KeySpine<K, Time, isize>>>;
 /// `(Window::All, None)` for all time.
 pub type Slot = (Window, Option<Micros>);
 
+/// A product's (quantity, revenue) in a slot, summed in the diff.
+pub type Sales = (isize, isize);
+
 /// What the views have in common.
 #[derive(Clone)]
 pub struct Shared<'s> {
@@ -31,7 +34,10 @@ pub struct Shared<'s> {
     /// `(window, start)` of every Visible window with at least one live order.
     pub visible: Keys<'s, (Window, Micros)>,
     /// `((slot, product), (quantity, revenue))`: each product's sales in each shown slot.
-    pub shown_sales: Coll<'s, ((Slot, i64), (isize, isize))>,
+    pub shown_sales: Coll<'s, ((Slot, i64), Sales)>,
+    /// `((slot, category, product), (quantity, revenue))`: the same for products with a known
+    /// category, under their current one (joined once for top_products and category_sales).
+    pub category_sales: Coll<'s, ((Slot, i64, i64), Sales)>,
 }
 
 impl<'s> Shared<'s> {
@@ -77,10 +83,19 @@ impl<'s> Shared<'s> {
             })
             .count_total();
 
+        // each product's sales per shown slot, under its current category
+        let category_sales = shown_sales
+            .clone()
+            .map(|((slot, product), sales)| (product, (slot, sales)))
+            .join_core(categories.clone(), |&product, &(slot, sales), &category| {
+                Some(((slot, category, product), sales))
+            });
+
         Shared {
             categories,
             visible,
             shown_sales,
+            category_sales,
         }
     }
 }
@@ -97,6 +112,10 @@ pub fn next_start(window: Window, start: Micros) -> Option<Micros> {
 /// into this many buckets by product id, each keeps its own first `n`, and only those
 /// candidates reach the per-group ranking (see the notes on top-N cost).
 pub const BUCKETS: i64 = 64;
+
+/// Buckets for groups that are a fraction of the catalogue (one category's products): the
+/// second level reads up to buckets × n candidates per change, so a small group wants few.
+pub const SMALL_GROUP_BUCKETS: i64 = 8;
 
 /// A ranking candidate: `(Reverse(score), id, payload)`; sorting ranks by higher score, then
 /// by smaller id.

@@ -2,7 +2,7 @@
 //! category) and metric (quantity or revenue), the first N products. A product ranks in its
 //! current category, also for old orders; products without a known category rank only globally.
 
-use super::shared::{Shared, Slot, BUCKETS};
+use super::shared::{Sales, Shared, Slot, BUCKETS, SMALL_GROUP_BUCKETS};
 use super::{Coll, ViewsConfig};
 use sources::Money;
 use std::cmp::Reverse;
@@ -15,23 +15,24 @@ pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
         .clone()
         .map(|((slot, product), sales)| ((slot, None, product), sales));
     let in_category = shared
-        .shown_sales
+        .category_sales
         .clone()
-        .map(|((slot, product), sales)| (product, (slot, sales)))
-        .join_core(
-            shared.categories.clone(),
-            |&product, &(slot, sales), &category| Some(((slot, Some(category), product), sales)),
-        );
+        .map(|((slot, category, product), sales)| ((slot, Some(category), product), sales));
 
     // ((slot, scope), bucket) -> the bucket's first N by quantity and first N by revenue: both
-    // metrics in one group halves the keys the rankings touch; buckets keep large scopes cheap
+    // metrics in one group halves the keys the rankings touch; buckets keep large scopes cheap,
+    // and a category (a small part of the catalogue) gets few, so its second level stays small
     let n = cfg.top_n;
     let bucket_leaders = global
         .concat(in_category)
         .map(
             |((slot, scope, product), sales): ((Slot, Option<i64>, i64), Sales)| {
+                let buckets = match scope {
+                    None => BUCKETS,
+                    Some(_) => SMALL_GROUP_BUCKETS,
+                };
                 (
-                    ((slot, scope), product.rem_euclid(BUCKETS)),
+                    ((slot, scope), product.rem_euclid(buckets)),
                     (product, sales),
                 )
             },
@@ -74,9 +75,6 @@ pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
         },
     )
 }
-
-/// A product's (quantity, revenue).
-type Sales = (isize, isize);
 
 /// A ranking candidate `(metric, Reverse(score), product, sales)`: sorts by metric, then higher
 /// score, then smaller product id.
