@@ -4,7 +4,6 @@
 
 use super::{Coll, FraudConfig};
 use crate::facts::{LiveOrder, Retention};
-use differential_dataflow::operators::CountTotal;
 use sources::{Micros, Money};
 use view_store::{FraudAlertRow, Rule, ViewRow};
 
@@ -41,46 +40,66 @@ pub fn build<'s>(
         });
 
     // (customer, (order_date, total)) for the per-customer rules
-    let by_customer = live_orders
-        .clone()
-        .flat_map(|(_, o)| o.customer_id.map(|c| (c, (o.order_date, o.total))));
+    let by_customer =
+        live_orders.flat_map(|(_, o)| o.customer_id.map(|c| (c, (o.order_date, o.total))));
 
-    // frequent_orders: ((customer, tumbling window start), count) above the threshold
-    let frequent = by_customer
-        .clone()
-        .map(move |(c, (date, _))| (c, date.window_start(frequent_window)))
-        .count_total()
-        .filter(move |(_, n)| *n as i64 > frequent_orders)
-        .map(|((c, start), n)| alert(Rule::FrequentOrders, Some(c), None, start, n as i64, None));
+    // frequent_orders, order_burst and repeated_amount in one pass over each customer's live
+    // orders (presented sorted by date, then total): one arranged record per order for all
+    // three rules, and one operator re-reading a customer whose orders changed
+    let per_customer = by_customer.reduce(
+        move |&c, orders: &[(&(Micros, Money), isize)], out: &mut Vec<(ViewRow, isize)>| {
+            // (date, total) with multiplicity, ascending by date
+            let orders: Vec<(Micros, Money, isize)> = orders
+                .iter()
+                .filter(|(_, r)| *r > 0)
+                .map(|(&(d, t), r)| (d, t, *r))
+                .collect();
 
-    // order_burst: per customer, the densest closed interval over its order times
-    let burst = by_customer
-        .clone()
-        .map(|(c, (date, _))| (c, date))
-        .reduce(move |_c, times, out: &mut Vec<((i64, Micros), isize)>| {
+            // frequent_orders: live orders per tumbling window, above the threshold
+            let mut i = 0;
+            while i < orders.len() {
+                let start = orders[i].0.window_start(frequent_window);
+                let mut n = 0;
+                while i < orders.len() && orders[i].0.window_start(frequent_window) == start {
+                    n += orders[i].2 as i64;
+                    i += 1;
+                }
+                if n > frequent_orders {
+                    out.push((
+                        alert(Rule::FrequentOrders, Some(c), None, start, n, None),
+                        1,
+                    ));
+                }
+            }
+
+            // order_burst: the densest closed interval over all the customer's order times
+            let times = orders.iter().map(|&(d, _, r)| (d, r));
             if let Some((n, start)) = densest_interval(times, burst_interval) {
                 if n > burst_orders {
-                    out.push(((n, start), 1));
+                    out.push((alert(Rule::OrderBurst, Some(c), None, start, n, None), 1));
                 }
             }
-        })
-        .map(|(c, (n, start))| alert(Rule::OrderBurst, Some(c), None, start, n, None));
 
-    // repeated_amount: per (customer, total), the densest closed interval over its order times
-    let repeated = by_customer
-        .map(|(c, (date, total))| ((c, total), date))
-        .reduce(move |_key, times, out: &mut Vec<((i64, Micros), isize)>| {
-            if let Some((n, start)) = densest_interval(times, repeated_interval) {
-                if n >= repeated_orders {
-                    out.push(((n, start), 1));
+            // repeated_amount: the densest closed interval per total (dates stay ascending)
+            let mut by_total: Vec<(Money, Micros, isize)> =
+                orders.iter().map(|&(d, t, r)| (t, d, r)).collect();
+            by_total.sort_unstable();
+            for same in by_total.chunk_by(|a, b| a.0 == b.0) {
+                let times = same.iter().map(|&(_, d, r)| (d, r));
+                if let Some((n, start)) = densest_interval(times, repeated_interval) {
+                    if n >= repeated_orders {
+                        let total = Some(same[0].0);
+                        out.push((
+                            alert(Rule::RepeatedAmount, Some(c), None, start, n, total),
+                            1,
+                        ));
+                    }
                 }
             }
-        })
-        .map(|((c, total), (n, start))| {
-            alert(Rule::RepeatedAmount, Some(c), None, start, n, Some(total))
-        });
+        },
+    );
 
-    high_value.concat(frequent).concat(burst).concat(repeated)
+    high_value.concat(per_customer.map(|(_c, row)| row))
 }
 
 fn alert(
@@ -102,12 +121,15 @@ fn alert(
 }
 
 /// The most times (with multiplicity) in any closed interval `[s, s + len]`, and the earliest
-/// such `s`: the last time of the first maximal group minus `len`. `times` is sorted ascending
-/// (as `reduce` presents values). `None` when there are no times.
-pub fn densest_interval(times: &[(&Micros, isize)], len: i64) -> Option<(i64, Micros)> {
+/// such `s`: the last time of the first maximal group minus `len`. `times` is sorted ascending.
+/// `None` when there are no times.
+pub fn densest_interval(
+    times: impl IntoIterator<Item = (Micros, isize)>,
+    len: i64,
+) -> Option<(i64, Micros)> {
     let expanded: Vec<i64> = times
-        .iter()
-        .flat_map(|(t, r)| std::iter::repeat_n(t.0, (*r).max(0) as usize))
+        .into_iter()
+        .flat_map(|(t, r)| std::iter::repeat_n(t.0, r.max(0) as usize))
         .collect();
     let mut best: Option<(i64, Micros)> = None;
     let mut first = 0;
@@ -160,18 +182,18 @@ mod tests {
     #[test]
     fn densest_interval_is_closed_and_earliest() {
         let ts: Vec<Micros> = [0, 10, 60, 61, 200].map(at).to_vec();
-        let times: Vec<(&Micros, isize)> = ts.iter().map(|t| (t, 1)).collect();
+        let times = ts.iter().map(|&t| (t, 1));
         // [0, 60] holds 0, 10, 60 (closed); [1, 61] holds 10, 60, 61: the first group wins
         assert_eq!(
-            densest_interval(&times, 60 * Micros::PER_SECOND),
+            densest_interval(times, 60 * Micros::PER_SECOND),
             Some((3, at(0)))
         );
-        let dup = [(&ts[4], 2)];
+        let dup = [(ts[4], 2)];
         assert_eq!(
-            densest_interval(&dup, 60 * Micros::PER_SECOND),
+            densest_interval(dup, 60 * Micros::PER_SECOND),
             Some((2, at(140)))
         );
-        assert_eq!(densest_interval(&[], 60), None);
+        assert_eq!(densest_interval([], 60), None);
     }
 
     #[test]
