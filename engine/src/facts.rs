@@ -103,7 +103,7 @@ impl Retention {
     }
 }
 
-/// Where a live order counts: its date and the retention of its windows. Sales and baskets
+/// Where a live order counts: its date and the retention of its windows. Sales and order categories
 /// carry their order's placement, so windowed views need no join with the order.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Placed {

@@ -3,13 +3,15 @@
 //!
 //! **Orders joined with their items here, not in the dataflow.** Both upserts live on this
 //! thread anyway, so for each order a transaction touched, the ingest compares what the order
-//! contributed before the transaction (its live image and items) with what it contributes after,
-//! and emits the difference: the order itself (`live_orders`), one sale per item (`sales`), its
-//! distinct products (`baskets`), the customer's purchases (`purchases`) and the co-purchase
-//! pairs (`co_purchases`), each carrying the order's date and window retention ([`Placed`]).
+//! contributed before the transaction (its live image, items and their products' categories)
+//! with what it contributes after, and emits the difference: the order itself (`live_orders`),
+//! one sale per item (`sales`), its distinct categories (`order_categories`), the customer's
+//! purchases (`purchases`) and the co-purchase pairs (`co_purchases`); the windowed ones carry
+//! the order's date and window retention ([`Placed`]). A product moving to another category
+//! re-states the orders containing it (found through `orders_by_product`).
 //! The dataflow then only sums and ranks: no view arranges a record per order or per item to
-//! join them (measured: about 3.4 KB of state per live order when it did). The price is an
-//! index from order to item keys here (`items_by_order`), and that a transaction touching one
+//! join them (measured: about 3.4 KB of state per live order when it did). The price is two
+//! indexes here (order to item keys, product to orders), and that a transaction touching one
 //! item of an order re-emits the order's facts, which consolidation cancels where unchanged.
 //!
 //! Retention (SPEC §4): windowed views keep windows that end after (highest order_date seen −
@@ -73,11 +75,13 @@ fn delta<V: Copy>(key: i64, d: crate::upsert::Delta<V>, out: &mut Vec<((i64, V),
 }
 
 /// What one order contributes to the views at one moment: its live image (`None` when
-/// cancelled, deleted or not yet seen) and its usable items by item key.
+/// cancelled, deleted or not yet seen), its usable items by item key, and the distinct current
+/// categories of its products (empty unless live; see [`Ingest::categorize`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct OrderFacts {
     live: Option<LiveOrder>,
     items: Vec<(i64, Item)>,
+    categories: Vec<i64>,
 }
 
 impl OrderFacts {
@@ -108,6 +112,9 @@ pub struct Ingest {
     by_date: BTreeSet<(Micros, i64)>,
     /// `(order_id, order_item_id)` of every usable item: an order's items without a scan.
     items_by_order: BTreeSet<(i64, i64)>,
+    /// `(product_id, order_id)` for every distinct product of every live order: the orders whose
+    /// categories a product's category change moves.
+    orders_by_product: BTreeSet<(i64, i64)>,
 }
 
 impl Ingest {
@@ -123,6 +130,7 @@ impl Ingest {
             watermark: None,
             by_date: BTreeSet::new(),
             items_by_order: BTreeSet::new(),
+            orders_by_product: BTreeSet::new(),
         }
     }
 
@@ -148,23 +156,42 @@ impl Ingest {
                 })
                 .collect();
             item_olds.sort_unstable_by_key(|(k, _)| *k);
+            // the same for products whose category this change moved
+            let mut category_olds: Vec<(i64, Option<i64>)> = projected
+                .iter()
+                .filter_map(|p| match p {
+                    Projected::Product(key, d) => {
+                        let old = d.old.and_then(|f| f.category_id);
+                        (old != d.new.and_then(|f| f.category_id)).then_some((*key, old))
+                    }
+                    _ => None,
+                })
+                .collect();
+            category_olds.sort_unstable_by_key(|(k, _)| *k);
             for p in &projected {
-                let (orders, old_live) = match p {
+                let (orders, old_live): (Vec<i64>, _) = match p {
                     Projected::Order(key, d) => {
                         if let Some(new) = &d.new {
                             self.watermark = self.watermark.max(Some(new.order_date));
                         }
-                        (
-                            [Some(*key), None],
-                            Some(d.old.as_ref().and_then(OrderImage::live)),
-                        )
+                        (vec![*key], Some(d.old.as_ref().and_then(OrderImage::live)))
                     }
                     Projected::Item(_, d) => {
-                        ([d.old.map(|i| i.order_id), d.new.map(|i| i.order_id)], None)
+                        let orders = [d.old.map(|i| i.order_id), d.new.map(|i| i.order_id)];
+                        (orders.into_iter().flatten().collect(), None)
+                    }
+                    Projected::Product(key, _)
+                        if category_olds.binary_search_by_key(key, |(k, _)| *k).is_ok() =>
+                    {
+                        let orders = self
+                            .orders_by_product
+                            .range((*key, i64::MIN)..=(*key, i64::MAX))
+                            .map(|&(_, order)| order);
+                        (orders.collect(), None)
                     }
                     _ => continue,
                 };
-                for order in orders.into_iter().flatten() {
+                for order in orders {
                     if before.contains_key(&order) {
                         continue;
                     }
@@ -176,6 +203,7 @@ impl Ingest {
                     if let Some(live) = old_live {
                         f.live = live;
                     }
+                    self.categorize(&mut f, &category_olds);
                     before.insert(order, f);
                 }
             }
@@ -198,7 +226,8 @@ impl Ingest {
             }
         }
         for (order, old) in before {
-            let new = self.facts_of::<()>(order, &[]);
+            let mut new = self.facts_of::<()>(order, &[]);
+            self.categorize(&mut new, &[]);
             self.order_changed(order, &old, &new, &mut up);
         }
         self.advance_retention(&mut up);
@@ -220,7 +249,24 @@ impl Ingest {
         OrderFacts {
             live: self.upsert.orders.get(order).and_then(OrderImage::live),
             items,
+            categories: Vec::new(),
         }
+    }
+
+    /// Fills in the distinct categories of the order's products, as the products table says
+    /// now except for the products in `olds` (sorted by key), which had the category given.
+    fn categorize(&self, f: &mut OrderFacts, olds: &[(i64, Option<i64>)]) {
+        let mut categories: Vec<i64> = f
+            .basket()
+            .into_iter()
+            .filter_map(|p| match olds.binary_search_by_key(&p, |(k, _)| *k) {
+                Ok(i) => olds[i].1,
+                Err(_) => self.upsert.products.get(p).and_then(|pf| pf.category_id),
+            })
+            .collect();
+        categories.sort_unstable();
+        categories.dedup();
+        f.categories = categories;
     }
 
     /// Emits the change of one order's contribution from `old` to `new`.
@@ -243,6 +289,18 @@ impl Ingest {
             }
         }
         let (old_basket, new_basket) = (old.basket(), new.basket());
+        for p in old_basket
+            .iter()
+            .filter(|p| new_basket.binary_search(p).is_err())
+        {
+            self.orders_by_product.remove(&(*p, order));
+        }
+        for p in new_basket
+            .iter()
+            .filter(|p| old_basket.binary_search(p).is_err())
+        {
+            self.orders_by_product.insert((*p, order));
+        }
         let customer = |f: &OrderFacts| f.live.and_then(|o| o.customer_id);
         for (facts, basket, sign) in [(old, &old_basket, -1), (new, &new_basket, 1)] {
             if let Some(c) = customer(facts) {
@@ -308,7 +366,8 @@ impl Ingest {
             if was == now {
                 continue;
             }
-            let facts = self.facts_of::<()>(order, &[]);
+            let mut facts = self.facts_of::<()>(order, &[]);
+            self.categorize(&mut facts, &[]);
             let Some(o) = facts.live else { continue };
             debug_assert_eq!(o.order_date, date);
             placed_facts(order, o, was, &facts, -1, up);
@@ -318,7 +377,7 @@ impl Ingest {
     }
 }
 
-/// The facts of a live order that carry its placement: the order, its sales, its basket.
+/// The facts of a live order that carry its placement: the order, its sales, its categories.
 fn placed_facts(
     order: i64,
     o: LiveOrder,
@@ -334,12 +393,8 @@ fn placed_facts(
             .iter()
             .map(|(_, it)| ((placed, (it.product_id, it.quantity, it.price)), sign)),
     );
-    up.baskets.extend(
-        facts
-            .basket()
-            .into_iter()
-            .map(|p| ((p, (order, placed)), sign)),
-    );
+    up.order_categories
+        .extend(facts.categories.iter().map(|&c| ((placed, c), sign)));
 }
 
 /// The ordered pairs `(p, q)`, p != q, of `new` minus those of `old` (both sorted, distinct).
@@ -465,6 +520,29 @@ mod tests {
         }
     }
 
+    fn product(id: i64, category: Option<i64>, lsn: u64) -> Change {
+        Change {
+            table: Table::Products,
+            op: Op::Update,
+            lsn: Some(Lsn(lsn)),
+            kind: ChangeKind::Upsert {
+                row: Row::Product(Product {
+                    product_id: id,
+                    sku: format!("sku-{id}"),
+                    name: "p".into(),
+                    description: None,
+                    price: Money(100),
+                    stock: None,
+                    category_id: category,
+                    is_active: None,
+                    created_at: None,
+                    updated_at: None,
+                }),
+                unavailable: Unavailable::default(),
+            },
+        }
+    }
+
     fn delete_item(id: i64, lsn: u64) -> Change {
         Change {
             table: Table::OrderItems,
@@ -582,6 +660,7 @@ mod tests {
         ing.apply(&tx(vec![
             order(1, t0 + 5 * MIN, 500, OrderStatus::Pending, 1),
             item(1, 1, 42, 1),
+            product(42, Some(5), 1),
         ]));
         let placed = |date: i64, r: Option<Retained>| {
             let mut retention = Retention::default();
@@ -605,8 +684,8 @@ mod tests {
         assert!(u.sales.contains(&(sale(d1, Some(Retained::Visible)), -1)));
         assert!(u.sales.contains(&(sale(d1, Some(Retained::PrevOnly)), 1)));
         assert!(u
-            .baskets
-            .contains(&((42, (1, placed(d1, Some(Retained::PrevOnly)))), 1)));
+            .order_categories
+            .contains(&((placed(d1, Some(Retained::PrevOnly)), 5), 1)));
         let visible2 = |(_, (_, r)): &(i64, (LiveOrder, Retention))| r.get(0);
         assert_eq!(
             u.live_orders
@@ -646,13 +725,12 @@ mod tests {
         // the order arrives: both sales, the basket, purchases and both ordered pairs
         let u = ing.apply(&tx(vec![order(9, HOUR, 500, OrderStatus::Pending, 2)]));
         assert_eq!(u.sales.len(), 2);
-        assert_eq!(u.baskets.len(), 2);
         assert_eq!(u.purchases, vec![((7, 10), 1), ((7, 11), 1)]);
         assert_eq!(u.co_purchases, vec![((10, 11), 1), ((11, 10), 1)]);
         // a second item of product 10: a sale, but no new basket product, purchase or pair
         let u = ing.apply(&tx(vec![item(3, 9, 10, 3)]));
         assert_eq!(u.sales.len(), 1);
-        assert!(u.baskets.is_empty() && u.purchases.is_empty() && u.co_purchases.is_empty());
+        assert!(u.purchases.is_empty() && u.co_purchases.is_empty());
         // a third product goes over the cap (2): every pair leaves
         let u = ing.apply(&tx(vec![item(4, 9, 12, 4)]));
         assert_eq!(u.co_purchases.iter().map(|(_, r)| *r).sum::<isize>(), -2);
@@ -697,9 +775,43 @@ mod tests {
         };
         let u = ing.apply(&tx(vec![t]));
         assert_eq!(u.sales.iter().map(|(_, r)| *r).sum::<isize>(), -3);
-        assert_eq!(u.baskets.len(), 3);
+        assert_eq!(u.purchases.iter().map(|(_, r)| *r).sum::<isize>(), -3);
         assert_eq!(u.co_purchases, vec![((10, 11), -1), ((11, 10), -1)]);
         assert!(u.live_orders.is_empty());
+    }
+
+    #[test]
+    fn a_product_changing_category_moves_the_orders_containing_it() {
+        let mut ing = Ingest::new(&windows(), None, 100);
+        let u = ing.apply(&tx(vec![
+            product(10, Some(1), 1),
+            product(11, Some(1), 1),
+            order(1, HOUR, 500, OrderStatus::Pending, 1),
+            item(1, 1, 10, 1),
+            item(2, 1, 11, 1),
+            order(2, HOUR, 500, OrderStatus::Pending, 1),
+            item(3, 2, 11, 1),
+        ]));
+        // one category per order however many of its products are in it
+        let cats = |u: &Updates| -> Vec<(i64, isize)> {
+            u.order_categories
+                .iter()
+                .map(|((_, c), r)| (*c, *r))
+                .collect()
+        };
+        assert_eq!(cats(&u), vec![(1, 2)]); // same placement: one record, two orders
+        // product 10 moves: order 1 now has categories 1 (by 11) and 2; order 2 is untouched
+        let u = ing.apply(&tx(vec![product(10, Some(2), 2)]));
+        assert_eq!(cats(&u), vec![(2, 1)]);
+        // product 11 loses its category: order 1 leaves 1, order 2 has none left
+        let u = ing.apply(&tx(vec![product(11, None, 3)]));
+        let mut got = cats(&u);
+        got.sort();
+        assert_eq!(got, vec![(1, -2)]);
+        // a cancelled order no longer follows its products
+        ing.apply(&tx(vec![order(1, HOUR, 500, OrderStatus::Cancelled, 4)]));
+        let u = ing.apply(&tx(vec![product(10, Some(3), 5)]));
+        assert!(u.order_categories.is_empty());
     }
 
     #[test]

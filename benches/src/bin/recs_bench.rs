@@ -35,6 +35,7 @@ use sources::{
     Position, Product, ProductView, Row, Transaction, Unavailable, Wishlist,
 };
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::time::Instant;
 use view_store::{AsOf, ChangeBatch, ViewRow, ViewStore};
 
@@ -533,7 +534,12 @@ fn publish(store: &ViewStore, time: u64) {
     });
 }
 
-fn feed_order(s: &mut Sessions, cfg: &ViewsConfig, (id, c, lines): &Order) {
+fn feed_order(
+    s: &mut Sessions,
+    cfg: &ViewsConfig,
+    products: &BTreeMap<i64, ProductFacts>,
+    (id, c, lines): &Order,
+) {
     let order = LiveOrder {
         order_date: Micros(T0 + id * 50_000),
         total: Money(100),
@@ -549,7 +555,15 @@ fn feed_order(s: &mut Sessions, cfg: &ViewsConfig, (id, c, lines): &Order) {
         })
         .collect();
     let mut f = Updates::default();
-    order_facts(cfg, *id, order, Retention::default(), &items, &mut f);
+    order_facts(
+        cfg,
+        *id,
+        order,
+        Retention::default(),
+        &items,
+        products,
+        &mut f,
+    );
     s.feed(f);
 }
 
@@ -572,12 +586,17 @@ fn marginal(a: &Args, recs: bool) {
     };
     let mut shop = Shop::new(a.customers, a.products);
     let start = Instant::now();
-    tick(&mut rig, &mut |s| {
-        for p in 0..a.products {
+    let products: BTreeMap<i64, ProductFacts> = (0..a.products)
+        .map(|p| {
             let f = ProductFacts {
                 category_id: Some(Shop::category(p)),
                 active: Shop::active(p),
             };
+            (p, f)
+        })
+        .collect();
+    tick(&mut rig, &mut |s| {
+        for (&p, &f) in &products {
             s.products.update((p, f), 1);
         }
     });
@@ -630,7 +649,7 @@ fn marginal(a: &Args, recs: bool) {
         let batch: Vec<Order> = (0..n).map(|_| shop.order()).collect();
         tick(&mut rig, &mut |s| {
             for o in &batch {
-                feed_order(s, &cfg, o);
+                feed_order(s, &cfg, &products, o);
             }
         });
         loaded += n;
@@ -641,7 +660,7 @@ fn marginal(a: &Args, recs: bool) {
     for _ in 0..a.updates {
         let o = shop.order();
         let t = Instant::now();
-        tick(&mut rig, &mut |s| feed_order(s, &cfg, &o));
+        tick(&mut rig, &mut |s| feed_order(s, &cfg, &products, &o));
         lat.push(t.elapsed().as_secs_f64() * 1e3);
     }
     println!(

@@ -4,7 +4,7 @@
 
 use super::shared::Shared;
 use super::{Coll, Inputs, ViewsConfig};
-use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use differential_dataflow::operators::CountTotal;
 use sources::Money;
 use view_store::{CategorySalesRow, ViewRow};
 
@@ -18,25 +18,18 @@ pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) ->
                 Some(((slot, category), (qty, revenue, 0isize)))
             });
 
-    // (order, placement, category) once per live order having an item of the category
-    let order_categories = inputs
-        .baskets
-        .clone()
-        .arrange_by_key()
-        .join_core(
-            shared.categories.clone(),
-            |_product, &(order, placed), &category| Some((order, placed, category)),
-        )
-        .distinct_total();
-
-    // ((slot, category), (0, 0, 1)) per such order in each of its shown slots
+    // ((slot, category), (0, 0, 1)) per live order with an item of the category, in each slot
+    // the order is shown in (the ingest keeps each order's categories current)
     let windows = cfg.windows.clone();
-    let orders = order_categories.explode(move |(_, placed, category)| {
-        placed
-            .shown_slots(&windows)
-            .into_iter()
-            .map(move |slot| ((slot, category), (0isize, 0isize, 1isize)))
-    });
+    let orders = inputs
+        .order_categories
+        .clone()
+        .explode(move |(placed, category)| {
+            placed
+                .shown_slots(&windows)
+                .into_iter()
+                .map(move |slot| ((slot, category), (0isize, 0isize, 1isize)))
+        });
 
     sales.concat(orders).count_total().map(
         |(((window, start), category_id), (qty, revenue, order_count))| {

@@ -110,8 +110,9 @@ dataflow_inputs! {
     live_orders: (i64, (LiveOrder, Retention)),
     /// `(placement, line)` once per item of every live order.
     sales: (Placed, Line),
-    /// `(product_id, (order_id, placement))` once per distinct product of every live order.
-    baskets: (i64, (i64, Placed)),
+    /// `(placement, category_id)` once per live order and distinct current category of its
+    /// products.
+    order_categories: (Placed, i64),
     /// `(customer_id, product_id)` once per live order of the customer containing the product.
     purchases: (i64, i64),
     /// `(p, q)`, p != q, once per live order containing both whose basket is within the cap.

@@ -1,7 +1,7 @@
 //! A small timely harness for the views' tests and benches: a table-level model of the
 //! database ([`Db`]) projected into the [`Inputs`] facts the way the engine's ingest derives
-//! them (live orders with their windows' retention, sales, baskets, purchases, co-purchase
-//! pairs, products), fed as the difference between two projections at one logical time, and
+//! them (live orders with their windows' retention, sales, order categories, purchases,
+//! co-purchase pairs, products), fed as the difference between two projections at one logical time, and
 //! [`run`], which drives a
 //! sequence of database states through [`super::build`] with 1 or more workers (only worker 0
 //! feeds) and returns the rows of every view after each state.
@@ -101,7 +101,7 @@ impl Db {
                 .filter(|it| it.order_id == id)
                 .copied()
                 .collect();
-            order_facts(cfg, id, live, retention, &items, &mut f);
+            order_facts(cfg, id, live, retention, &items, &self.products, &mut f);
         }
         f.products = self.products.iter().map(|(&id, &p)| ((id, p), 1)).collect();
         f.consolidate();
@@ -117,6 +117,7 @@ pub fn order_facts(
     order: LiveOrder,
     retention: Retention,
     items: &[Item],
+    products: &BTreeMap<i64, ProductFacts>,
     f: &mut Updates,
 ) {
     let placed = Placed {
@@ -129,8 +130,13 @@ pub fn order_facts(
             .push(((placed, (it.product_id, it.quantity, it.price)), 1));
     }
     let basket: BTreeSet<i64> = items.iter().map(|it| it.product_id).collect();
+    let categories: BTreeSet<i64> = basket
+        .iter()
+        .filter_map(|p| products.get(p)?.category_id)
+        .collect();
+    f.order_categories
+        .extend(categories.into_iter().map(|c| ((placed, c), 1)));
     for &p in &basket {
-        f.baskets.push(((p, (id, placed)), 1));
         if let Some(c) = order.customer_id {
             f.purchases.push(((c, p), 1));
         }
