@@ -800,7 +800,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(cats(&u), vec![(1, 2)]); // same placement: one record, two orders
-        // product 10 moves: order 1 now has categories 1 (by 11) and 2; order 2 is untouched
+                                            // product 10 moves: order 1 now has categories 1 (by 11) and 2; order 2 is untouched
         let u = ing.apply(&tx(vec![product(10, Some(2), 2)]));
         assert_eq!(cats(&u), vec![(2, 1)]);
         // product 11 loses its category: order 1 leaves 1, order 2 has none left

@@ -122,9 +122,12 @@ pub const SMALL_GROUP_BUCKETS: i64 = 8;
 pub type Candidate<P> = (Reverse<isize>, i64, P);
 
 /// The first `n` candidates of every group, as `(group, (rank, id, payload))` with ranks 1..=n.
+/// A group is split into `buckets` by id first: a change re-reads its bucket and then up to
+/// `buckets × n` leaders, so large groups want more buckets and small ones fewer.
 pub fn top_n<'s, K, P>(
     candidates: Coll<'s, (K, Candidate<P>)>,
     n: usize,
+    buckets: i64,
 ) -> Coll<'s, (K, (u32, i64, P))>
 where
     K: ExchangeData + std::hash::Hash,
@@ -132,7 +135,7 @@ where
 {
     // each bucket's first n: re-read on a change of the bucket only, and most changes stop here
     let bucket_leaders = candidates
-        .map(|(group, c)| ((group, c.1.rem_euclid(BUCKETS)), c))
+        .map(move |(group, c)| ((group, c.1.rem_euclid(buckets)), c))
         .reduce(
             move |_bucket, cands, out: &mut Vec<(Candidate<P>, isize)>| {
                 out.extend(

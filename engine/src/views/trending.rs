@@ -2,7 +2,7 @@
 //! window minus quantity in the previous window, positive growth only. Reads `order_windows`:
 //! PrevOnly windows only lend their quantities to the next window.
 
-use super::shared::{next_start, top_n, Shared};
+use super::shared::{next_start, top_n, Shared, BUCKETS};
 use super::{Coll, Inputs, ViewsConfig};
 use differential_dataflow::operators::CountTotal;
 use std::cmp::Reverse;
@@ -37,7 +37,7 @@ pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) ->
         .join_core(shared.visible.clone(), |key, cand, &()| Some((*key, *cand)));
 
     // the first N per window
-    top_n(growing, cfg.top_n).map(|((window, start), (rank, product_id, (qty, prev)))| {
+    top_n(growing, cfg.top_n, BUCKETS).map(|((window, start), (rank, product_id, (qty, prev)))| {
         ViewRow::Trending(TrendingRow {
             window,
             window_start: Some(start),
