@@ -16,6 +16,16 @@ pub struct LiveOrder {
     pub customer_id: Option<i64>,
 }
 
+impl LiveOrder {
+    /// Where the order counts, given its windows' retention.
+    pub fn placed(self, retention: Retention) -> Placed {
+        Placed {
+            date: self.order_date,
+            retention,
+        }
+    }
+}
+
 /// An order item whose order and product are known (items with a null order or product can
 /// never be counted by any view, so they are not kept).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -457,24 +457,30 @@ mod tests {
         vec![Window::Size(MIN), Window::Size(5 * MIN), Window::Size(HOUR)]
     }
 
-    fn order(id: i64, date: i64, total: i64, status: OrderStatus, lsn: u64) -> Change {
+    /// An update event carrying `row` at `lsn`.
+    fn upsert(row: Row, lsn: u64) -> Change {
         Change {
-            table: Table::Orders,
+            table: row.table(),
             op: Op::Update,
             lsn: Some(Lsn(lsn)),
             kind: ChangeKind::Upsert {
-                row: Row::Order(Order {
-                    order_id: id,
-                    order_date: Micros(date),
-                    total_price: Money(total),
-                    status,
-                    customer_id: Some(7),
-                    payment_id: None,
-                    shipment_id: None,
-                }),
+                row,
                 unavailable: Unavailable::default(),
             },
         }
+    }
+
+    fn order(id: i64, date: i64, total: i64, status: OrderStatus, lsn: u64) -> Change {
+        let row = Row::Order(Order {
+            order_id: id,
+            order_date: Micros(date),
+            total_price: Money(total),
+            status,
+            customer_id: Some(7),
+            payment_id: None,
+            shipment_id: None,
+        });
+        upsert(row, lsn)
     }
 
     fn tx(changes: Vec<Change>) -> Transaction {
@@ -503,44 +509,30 @@ mod tests {
     }
 
     fn item(id: i64, order: i64, product: i64, lsn: u64) -> Change {
-        Change {
-            table: Table::OrderItems,
-            op: Op::Update,
-            lsn: Some(Lsn(lsn)),
-            kind: ChangeKind::Upsert {
-                row: Row::OrderItem(OrderItem {
-                    order_item_id: id,
-                    order_id: Some(order),
-                    product_id: Some(product),
-                    quantity: 2,
-                    price: Money(100),
-                }),
-                unavailable: Unavailable::default(),
-            },
-        }
+        let row = Row::OrderItem(OrderItem {
+            order_item_id: id,
+            order_id: Some(order),
+            product_id: Some(product),
+            quantity: 2,
+            price: Money(100),
+        });
+        upsert(row, lsn)
     }
 
     fn product(id: i64, category: Option<i64>, lsn: u64) -> Change {
-        Change {
-            table: Table::Products,
-            op: Op::Update,
-            lsn: Some(Lsn(lsn)),
-            kind: ChangeKind::Upsert {
-                row: Row::Product(Product {
-                    product_id: id,
-                    sku: format!("sku-{id}"),
-                    name: "p".into(),
-                    description: None,
-                    price: Money(100),
-                    stock: None,
-                    category_id: category,
-                    is_active: None,
-                    created_at: None,
-                    updated_at: None,
-                }),
-                unavailable: Unavailable::default(),
-            },
-        }
+        let row = Row::Product(Product {
+            product_id: id,
+            sku: format!("sku-{id}"),
+            name: "p".into(),
+            description: None,
+            price: Money(100),
+            stock: None,
+            category_id: category,
+            is_active: None,
+            created_at: None,
+            updated_at: None,
+        });
+        upsert(row, lsn)
     }
 
     fn delete_item(id: i64, lsn: u64) -> Change {

@@ -4,7 +4,6 @@
 
 use super::shared::{next_start, Shared};
 use super::{Coll, Inputs, ViewsConfig};
-use crate::facts::Placed;
 use differential_dataflow::operators::CountTotal;
 use sources::Money;
 use view_store::{RevenueRow, ViewRow};
@@ -18,11 +17,7 @@ pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) ->
         .clone()
         .explode(move |(_, (o, retention))| {
             let t = o.total.0 as isize;
-            let placed = Placed {
-                date: o.order_date,
-                retention,
-            };
-            placed
+            o.placed(retention)
                 .windows(&windows)
                 .into_iter()
                 .flat_map(move |(window, start, _)| {

@@ -5,7 +5,7 @@
 //! Owns only derived collections; it must not decide what a view shows (the view modules do).
 
 use super::{Coll, Inputs, Time, ViewsConfig};
-use crate::facts::{Placed, Retained};
+use crate::facts::Retained;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
@@ -55,11 +55,7 @@ impl<'s> Shared<'s> {
             .live_orders
             .clone()
             .flat_map(move |(_, (o, retention))| {
-                let placed = Placed {
-                    date: o.order_date,
-                    retention,
-                };
-                placed
+                o.placed(retention)
                     .windows(&windows)
                     .into_iter()
                     .filter(|(_, _, r)| *r == Retained::Visible)

@@ -120,10 +120,7 @@ pub fn order_facts(
     products: &BTreeMap<i64, ProductFacts>,
     f: &mut Updates,
 ) {
-    let placed = Placed {
-        date: order.order_date,
-        retention,
-    };
+    let placed = order.placed(retention);
     f.live_orders.push(((id, (order, retention)), 1));
     for it in items {
         f.sales
