@@ -4,7 +4,8 @@
 //!
 //! * weight(c, p): 2 per live order of c containing p (once per order), 3 per current cart row,
 //!   2 per wishlist row, 1 per product view row. co(p, q) is the FULL co-occurrence count of
-//!   [`CoPurchases`] (orders over the basket cap contribute no pairs), not only the top K.
+//!   the `co_purchases` input (orders over the basket cap contribute no pairs), not only the
+//!   top K.
 //! * Excluded: products c bought (in a live order of c), has in the cart, or that are inactive
 //!   (`is_active = false`; unknown products are not inactive). Ranked by score, then smaller id.
 //! * A list shorter than K is filled (score 0) with the best sellers of c's favourite categories
@@ -18,8 +19,8 @@
 //! view row): per (customer, product) interactions by kind (a purchase once per live order
 //! containing the product, cart, wishlist and product-view rows), per (customer, category)
 //! browses, each product's current category and inactive flag, and the co-occurrence counts
-//! co(p, q) of [`CoPurchases`] (one delta per order and pair; orders over the basket cap give
-//! none). The store applies them to its index under the same write lock as the view rows, so
+//! co(p, q) of the `co_purchases` input (one delta per order and pair; orders over the basket
+//! cap give none). The store applies them to its index under the same write lock as the view rows, so
 //! a list computed from it reflects exactly the `as_of` it is returned with, and computes a
 //! customer's list when it is read (`view_store::recs`: weights, scores, exclusions, fill-ins
 //! from the `top_products` rows of window `all`, metric `quantity`).
