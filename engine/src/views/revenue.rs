@@ -1,5 +1,5 @@
 //! `revenue` (SPEC §4): per tumbling window, its live orders' count, revenue, average, the
-//! previous window's revenue and the trend. Reads `order_windows`, so retention applies:
+//! previous window's revenue and the trend. Reads `live_orders` with their windows' retention:
 //! PrevOnly windows only lend their revenue to the next window.
 
 use super::shared::{next_start, Shared};

@@ -1,6 +1,6 @@
 //! `trending_products` (SPEC §4): per tumbling window, the top N products by quantity in the
-//! window minus quantity in the previous window, positive growth only. Reads `order_windows`:
-//! PrevOnly windows only lend their quantities to the next window.
+//! window minus quantity in the previous window, positive growth only. Reads `sales`, placed
+//! with their order's windows' retention: PrevOnly windows only lend their quantities to the next window.
 
 use super::shared::{next_start, top_n, Shared, BUCKETS};
 use super::{Coll, Inputs, ViewsConfig};
