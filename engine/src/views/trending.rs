@@ -1,6 +1,7 @@
 //! `trending_products` (SPEC §4): per tumbling window, the top N products by quantity in the
 //! window minus quantity in the previous window, positive growth only. Reads `sales`, placed
-//! with their order's windows' retention: PrevOnly windows only lend their quantities to the next window.
+//! with their order's windows' retention: PrevOnly windows only lend their quantities to the
+//! next window.
 
 use super::shared::{next_start, top_n, Shared, BUCKETS};
 use super::{Coll, Inputs, ViewsConfig};
