@@ -2,7 +2,7 @@
 //! view, as `engine replay` runs it. Prints figures; asserts nothing about speed.
 //!
 //! ```text
-//! cargo run --release -p benches --bin e2e -- [--orders 1000000] [--workers 1] [--rate 100000] [--steady-secs 10] [--idle-merge 1000]
+//! cargo run --release -p benches --bin e2e -- [--orders 1000000] [--workers 1] [--rate 100000] [--steady-secs 10] [--idle-merge 1000] [--retention-mins M]
 //! ```
 //! Phase 1 (throughput): the file source parses on its own thread while the engine computes;
 //! events/s = events / wall time from first line to the last transaction visible in the store.
@@ -27,6 +27,8 @@ struct Args {
     file: PathBuf,
     /// `EngineConfig::idle_merge_effort` (0 = none).
     idle_merge: isize,
+    /// Retention in minutes of event time (`None`: keep every window).
+    retention_mins: Option<i64>,
 }
 
 fn args() -> Args {
@@ -37,6 +39,7 @@ fn args() -> Args {
         steady_secs: 10,
         file: std::env::temp_dir().join("shopstream-e2e.jsonl"),
         idle_merge: EngineConfig::default().idle_merge_effort.unwrap_or(0),
+        retention_mins: None,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -49,6 +52,7 @@ fn args() -> Args {
             "--steady-secs" => a.steady_secs = val.parse().unwrap_or(a.steady_secs),
             "--file" => a.file = PathBuf::from(val),
             "--idle-merge" => a.idle_merge = val.parse().unwrap_or(a.idle_merge),
+            "--retention-mins" => a.retention_mins = val.parse().ok(),
             _ => {}
         }
         i += 2;
@@ -250,7 +254,7 @@ fn main() -> anyhow::Result<()> {
     // Phase 1: throughput, parse and compute pipelined.
     let cfg = EngineConfig {
         workers: a.workers,
-        retention: None,
+        retention: a.retention_mins.map(|m| m * 60 * 1_000_000),
         idle_merge_effort: Some(a.idle_merge).filter(|&e| e > 0),
         ..EngineConfig::default()
     };
@@ -296,9 +300,10 @@ fn main() -> anyhow::Result<()> {
         events as f64 / cpu.max(0.01)
     );
     let live = (a.orders as f64 * 0.93) as u64; // 5% cancelled + 2% deleted by construction
-    println!("  RSS before {} MB, after load {} MB ({} MB after returning free pages), peak {} MB; ≈ {:.0} B of engine state per live order (all views, retention none; {:.0} B before returning free pages)",
+    println!("  RSS before {} MB, after load {} MB ({} MB after returning free pages), peak {} MB; ≈ {:.0} B of engine state per live order (all views, retention {}; {:.0} B before returning free pages)",
         rss_before >> 10, rss_loaded >> 10, rss_after >> 10, rss_kib("VmHWM:") >> 10,
         (rss_after.saturating_sub(rss_before) * 1024) as f64 / live as f64,
+        a.retention_mins.map_or("none".to_string(), |m| format!("{m} min")),
         (rss_loaded.saturating_sub(rss_before) * 1024) as f64 / live as f64);
     for (v, n) in engine.store().sizes() {
         println!("  view {:<18} {n} rows", v.as_str());
