@@ -138,14 +138,12 @@ impl Placed {
 
     /// The slots the order is shown in: its Visible windows, and `all` (a live order always is).
     pub fn shown_slots(self, windows: &[Window]) -> Vec<(Window, Option<Micros>)> {
-        let mut slots: Vec<_> = self
-            .windows(windows)
-            .into_iter()
-            .filter(|(_, _, r)| *r == Retained::Visible)
-            .map(|(w, start, _)| (w, Some(start)))
-            .collect();
-        slots.push((Window::All, None));
-        slots
+        let visible = windows.iter().enumerate().filter_map(|(i, &w)| {
+            let Window::Size(size) = w else { return None };
+            (self.retention.get(i)? == Retained::Visible)
+                .then(|| (w, Some(self.date.window_start(size))))
+        });
+        visible.chain([(Window::All, None)]).collect()
     }
 }
 

@@ -75,26 +75,15 @@ fn delta<V: Copy>(key: i64, d: crate::upsert::Delta<V>, out: &mut Vec<((i64, V),
 }
 
 /// What one order contributes to the views at one moment: its live image (`None` when
-/// cancelled, deleted or not yet seen), its usable items by item key, and the distinct current
-/// categories of its products (empty unless live; see [`Ingest::categorize`]).
+/// cancelled, deleted or not yet seen), its usable items by item key, and, derived from those
+/// once by [`Ingest::fill_basket`], its distinct products and their distinct current
+/// categories (both ascending, empty unless live).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct OrderFacts {
     live: Option<LiveOrder>,
     items: Vec<(i64, Item)>,
+    basket: Vec<i64>,
     categories: Vec<i64>,
-}
-
-impl OrderFacts {
-    /// The order's distinct products, ascending (empty unless live).
-    fn basket(&self) -> Vec<i64> {
-        if self.live.is_none() {
-            return Vec::new();
-        }
-        let mut b: Vec<i64> = self.items.iter().map(|(_, it)| it.product_id).collect();
-        b.sort_unstable();
-        b.dedup();
-        b
-    }
 }
 
 /// The ingest state: upserts, the order-items join, and retention.
@@ -203,7 +192,7 @@ impl Ingest {
                     if let Some(live) = old_live {
                         f.live = live;
                     }
-                    self.categorize(&mut f, &category_olds);
+                    self.fill_basket(&mut f, &category_olds);
                     before.insert(order, f);
                 }
             }
@@ -227,7 +216,7 @@ impl Ingest {
         }
         for (order, old) in before {
             let mut new = self.facts_of::<()>(order, &[]);
-            self.categorize(&mut new, &[]);
+            self.fill_basket(&mut new, &[]);
             self.order_changed(order, &old, &new, &mut up);
         }
         self.advance_retention(&mut up);
@@ -249,17 +238,25 @@ impl Ingest {
         OrderFacts {
             live: self.upsert.orders.get(order).and_then(OrderImage::live),
             items,
+            basket: Vec::new(),
             categories: Vec::new(),
         }
     }
 
-    /// Fills in the distinct categories of the order's products, as the products table says
-    /// now except for the products in `olds` (sorted by key), which had the category given.
-    fn categorize(&self, f: &mut OrderFacts, olds: &[(i64, Option<i64>)]) {
+    /// Fills in the order's distinct products and their distinct categories, as the products
+    /// table says now except for the products in `olds` (sorted by key), which had the category
+    /// given.
+    fn fill_basket(&self, f: &mut OrderFacts, olds: &[(i64, Option<i64>)]) {
+        f.basket.clear();
+        if f.live.is_some() {
+            f.basket.extend(f.items.iter().map(|(_, it)| it.product_id));
+            f.basket.sort_unstable();
+            f.basket.dedup();
+        }
         let mut categories: Vec<i64> = f
-            .basket()
-            .into_iter()
-            .filter_map(|p| match olds.binary_search_by_key(&p, |(k, _)| *k) {
+            .basket
+            .iter()
+            .filter_map(|&p| match olds.binary_search_by_key(&p, |(k, _)| *k) {
                 Ok(i) => olds[i].1,
                 Err(_) => self.upsert.products.get(p).and_then(|pf| pf.category_id),
             })
@@ -288,7 +285,7 @@ impl Ingest {
                 placed_facts(order, o, placed, facts, sign, up);
             }
         }
-        let (old_basket, new_basket) = (old.basket(), new.basket());
+        let (old_basket, new_basket) = (&old.basket, &new.basket);
         for p in old_basket
             .iter()
             .filter(|p| new_basket.binary_search(p).is_err())
@@ -302,7 +299,7 @@ impl Ingest {
             self.orders_by_product.insert((*p, order));
         }
         let customer = |f: &OrderFacts| f.live.and_then(|o| o.customer_id);
-        for (facts, basket, sign) in [(old, &old_basket, -1), (new, &new_basket, 1)] {
+        for (facts, basket, sign) in [(old, old_basket, -1), (new, new_basket, 1)] {
             if let Some(c) = customer(facts) {
                 up.purchases.extend(basket.iter().map(|&p| ((c, p), sign)));
             }
@@ -315,8 +312,8 @@ impl Ingest {
             }
         }
         // pairs of each basket within the cap (an empty basket has none)
-        let old_pairs: &[i64] = if old_in { &old_basket } else { &[] };
-        let new_pairs: &[i64] = if new_in { &new_basket } else { &[] };
+        let old_pairs: &[i64] = if old_in { old_basket } else { &[] };
+        let new_pairs: &[i64] = if new_in { new_basket } else { &[] };
         pair_changes(old_pairs, new_pairs, &mut up.co_purchases);
     }
 
@@ -367,7 +364,7 @@ impl Ingest {
                 continue;
             }
             let mut facts = self.facts_of::<()>(order, &[]);
-            self.categorize(&mut facts, &[]);
+            self.fill_basket(&mut facts, &[]);
             let Some(o) = facts.live else { continue };
             debug_assert_eq!(o.order_date, date);
             placed_facts(order, o, was, &facts, -1, up);

@@ -925,40 +925,30 @@ async fn embedded_default_serves_every_route_with_its_shape() {
     engine.bad("/orders?offset=-1", "offset").await;
 
     // Bad input: 400 with a JSON error naming the parameter.
-    engine.bad("/views/revenue?limt=5", "limt").await;
-    engine.bad("/views/revenue?window=7x", "window").await;
-    engine.bad("/views/revenue?limit=0", "limit").await;
-    engine.bad("/views/revenue?limit=1000001", "limit").await;
-    engine.bad("/views/revenue?limit=ten", "limit").await;
-    engine.bad("/views/revenue?from=yesterday", "from").await;
-    engine
-        .bad("/views/revenue?window=1m&window=5m", "window")
-        .await;
-    engine
-        .bad("/views/top-products?metric=profit", "metric")
-        .await;
-    engine
-        .bad("/views/top-products?category=books", "category")
-        .await;
-    engine
-        .bad("/views/category-sales?category=global", "category")
-        .await;
-    engine
-        .bad("/views/fraud-alerts?rule=too_rich", "rule")
-        .await;
-    engine
-        .bad("/views/fraud-alerts?customer=bob", "customer")
-        .await;
-    engine.bad("/views/revenue?min_lsn=soon", "min_lsn").await;
-    engine.bad("/views/revenue?as_of=later", "as_of").await;
-    engine.bad("/products/abc/also-bought", "id").await;
-    engine.bad("/products/1/also-bought?k=0", "k").await;
-    engine.bad("/recommendations/abc", "customer_id").await;
-    engine.bad("/recommendations/1?k=100000", "k").await;
-    engine.bad("/health?verbose=1", "verbose").await;
-    engine
-        .bad("/views/changes?views=revenue,nope", "views")
-        .await;
+    for (path, param) in [
+        ("/views/revenue?limt=5", "limt"),
+        ("/views/revenue?window=7x", "window"),
+        ("/views/revenue?limit=0", "limit"),
+        ("/views/revenue?limit=1000001", "limit"),
+        ("/views/revenue?limit=ten", "limit"),
+        ("/views/revenue?from=yesterday", "from"),
+        ("/views/revenue?window=1m&window=5m", "window"),
+        ("/views/top-products?metric=profit", "metric"),
+        ("/views/top-products?category=books", "category"),
+        ("/views/category-sales?category=global", "category"),
+        ("/views/fraud-alerts?rule=too_rich", "rule"),
+        ("/views/fraud-alerts?customer=bob", "customer"),
+        ("/views/revenue?min_lsn=soon", "min_lsn"),
+        ("/views/revenue?as_of=later", "as_of"),
+        ("/products/abc/also-bought", "id"),
+        ("/products/1/also-bought?k=0", "k"),
+        ("/recommendations/abc", "customer_id"),
+        ("/recommendations/1?k=100000", "k"),
+        ("/health?verbose=1", "verbose"),
+        ("/views/changes?views=revenue,nope", "views"),
+    ] {
+        engine.bad(path, param).await;
+    }
 
     // Unknown routes and views: JSON 404; other methods: JSON 405.
     for p in [
