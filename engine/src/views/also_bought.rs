@@ -14,7 +14,7 @@
 //! (only co-occurrence is capped); the oracle (engine/tests/oracle) reads the cap the same way.
 //! Every time an order becomes capped, `shopstream_baskets_capped_total` goes up by one.
 
-use super::shared::{top_n, SMALL_GROUP_BUCKETS};
+use super::top_n::top_n;
 use super::{Coll, ViewsConfig};
 use differential_dataflow::operators::CountTotal;
 use std::cmp::Reverse;
@@ -24,19 +24,16 @@ pub fn build<'s>(co_purchases: &Coll<'s, (i64, i64)>, cfg: &ViewsConfig) -> Coll
     // ((p, q), orders containing both)
     let counts = co_purchases.clone().count_total();
 
-    // the first K others of every product, by count then smaller id; a product's partners
-    // are usually a small part of the catalogue, so few buckets keep its second level small
+    // the first K others of every product, by count then smaller id
     let candidates = counts.map(|((p, q), n)| (p, (Reverse(n), q, n)));
-    top_n(candidates, cfg.also_bought_k, SMALL_GROUP_BUCKETS).map(
-        |(product_id, (rank, other, n))| {
-            ViewRow::AlsoBought(AlsoBoughtRow {
-                product_id,
-                rank,
-                other_product_id: other,
-                order_count: n as i64,
-            })
-        },
-    )
+    top_n(candidates, cfg.also_bought_k).map(|(product_id, (rank, other, n))| {
+        ViewRow::AlsoBought(AlsoBoughtRow {
+            product_id,
+            rank,
+            other_product_id: other,
+            order_count: n as i64,
+        })
+    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod recommendations;
 pub mod revenue;
 pub mod shared;
 pub mod testkit;
+pub mod top_n;
 pub mod top_products;
 pub mod trending;
 

@@ -1,6 +1,6 @@
 //! Collections and arrangements that several views read, built once per dataflow so that the
-//! views share their state (an order's items are arranged once, not once per view), plus the
-//! top-N operator every ranked view uses.
+//! views share their state (an order's items are arranged once, not once per view). The
+//! ranking operator every ranked view uses is [`super::top_n`].
 //!
 //! Owns only derived collections; it must not decide what a view shows (the view modules do).
 
@@ -9,9 +9,7 @@ use crate::facts::Retained;
 use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use differential_dataflow::trace::implementations::{KeySpine, ValSpine};
-use differential_dataflow::ExchangeData;
 use sources::Micros;
-use std::cmp::Reverse;
 use view_store::Window;
 
 /// A collection arranged by its key `K` with values `V`.
@@ -102,61 +100,4 @@ pub fn next_start(window: Window, start: Micros) -> Option<Micros> {
         Window::Size(size) => Some(Micros(start.0 + size)),
         Window::All => None,
     }
-}
-
-/// Groups of the first level of [`top_n`]: a large group (every product of a window) is split
-/// into this many buckets by product id, each keeps its own first `n`, and only those
-/// candidates reach the per-group ranking (see the notes on top-N cost).
-pub const BUCKETS: i64 = 64;
-
-/// Buckets for groups that are a fraction of the catalogue (one category's products): the
-/// second level reads up to buckets × n candidates per change, so a small group wants few.
-pub const SMALL_GROUP_BUCKETS: i64 = 8;
-
-/// A ranking candidate: `(Reverse(score), id, payload)`; sorting ranks by higher score, then
-/// by smaller id.
-pub type Candidate<P> = (Reverse<isize>, i64, P);
-
-/// The first `n` candidates of every group, as `(group, (rank, id, payload))` with ranks 1..=n.
-/// A group is split into `buckets` by id first: a change re-reads its bucket and then up to
-/// `buckets × n` leaders, so large groups want more buckets and small ones fewer.
-pub fn top_n<'s, K, P>(
-    candidates: Coll<'s, (K, Candidate<P>)>,
-    n: usize,
-    buckets: i64,
-) -> Coll<'s, (K, (u32, i64, P))>
-where
-    K: ExchangeData + std::hash::Hash,
-    P: ExchangeData,
-{
-    // each bucket's first n: re-read on a change of the bucket only, and most changes stop here
-    let bucket_leaders = candidates
-        .map(move |(group, c)| ((group, c.1.rem_euclid(buckets)), c))
-        .reduce(
-            move |_bucket, cands, out: &mut Vec<(Candidate<P>, isize)>| {
-                out.extend(
-                    cands
-                        .iter()
-                        .filter(|(_, r)| *r > 0)
-                        .take(n)
-                        .map(|(c, _)| ((*c).clone(), 1)),
-                );
-            },
-        );
-
-    // the group's first n among its buckets' leaders
-    bucket_leaders
-        .map(|((group, _bucket), c)| (group, c))
-        .reduce(
-            move |_group, cands, out: &mut Vec<((u32, i64, P), isize)>| {
-                out.extend(
-                    cands
-                        .iter()
-                        .filter(|(_, r)| *r > 0)
-                        .take(n)
-                        .zip(1u32..)
-                        .map(|((c, _), rank)| ((rank, c.1, c.2.clone()), 1)),
-                );
-            },
-        )
 }

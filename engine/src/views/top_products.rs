@@ -2,7 +2,8 @@
 //! category) and metric (quantity or revenue), the first N products. A product ranks in its
 //! current category, also for old orders; products without a known category rank only globally.
 
-use super::shared::{Sales, Shared, Slot, BUCKETS, SMALL_GROUP_BUCKETS};
+use super::shared::{Sales, Shared, Slot};
+use super::top_n::top_n;
 use super::{Coll, ViewsConfig};
 use sources::Money;
 use std::cmp::Reverse;
@@ -19,49 +20,19 @@ pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
         .clone()
         .map(|((slot, category, product), sales)| ((slot, Some(category), product), sales));
 
-    // ((slot, scope), bucket) -> the bucket's first N by quantity and first N by revenue: both
-    // metrics in one group halves the keys the rankings touch; buckets keep large scopes cheap,
-    // and a category (a small part of the catalogue) gets few, so its second level stays small
-    let n = cfg.top_n;
-    let bucket_leaders = global
-        .concat(in_category)
-        .map(
-            |((slot, scope, product), sales): ((Slot, Option<i64>, i64), Sales)| {
-                let buckets = match scope {
-                    None => BUCKETS,
-                    Some(_) => SMALL_GROUP_BUCKETS,
-                };
-                (
-                    ((slot, scope), product.rem_euclid(buckets)),
-                    (product, sales),
-                )
-            },
-        )
-        .reduce(move |_bucket, products, out: &mut Vec<(Ranked, isize)>| {
-            for metric in [Metric::Quantity, Metric::Revenue] {
-                let live = products.iter().filter(|(_, r)| *r > 0).map(|(p, _)| **p);
-                out.extend(first_n(live, metric, n).map(|c| (c, 1)));
-            }
-        });
+    // ((slot, scope), metric) -> every product as a candidate, by that metric's score
+    let candidates = global.concat(in_category).flat_map(
+        |((slot, scope, product), sales): ((Slot, Option<i64>, i64), Sales)| {
+            let (qty, revenue) = sales;
+            [(Metric::Quantity, qty), (Metric::Revenue, revenue)].map(move |(metric, score)| {
+                (((slot, scope), metric), (Reverse(score), product, sales))
+            })
+        },
+    );
 
-    // (slot, scope) -> the first N of each metric among the buckets' leaders (sorted by metric,
-    // then rank order)
-    let ranked = bucket_leaders
-        .map(|((group, _bucket), c)| (group, c))
-        .reduce(move |_group, leaders, out: &mut Vec<(Place, isize)>| {
-            for metric in [Metric::Quantity, Metric::Revenue] {
-                let of_metric = leaders.iter().filter(|(c, r)| c.0 == metric && *r > 0);
-                out.extend(
-                    of_metric
-                        .take(n)
-                        .zip(1u32..)
-                        .map(|((&(m, _, p, sales), _), rank)| ((m, rank, p, sales), 1)),
-                );
-            }
-        });
-
-    ranked.map(
-        |(((window, start), category_id), (metric, rank, product_id, (qty, revenue)))| {
+    // the first N of each (slot, scope, metric), ties by smaller product id
+    top_n(candidates, cfg.top_n).map(
+        |((((window, start), category_id), metric), (rank, product_id, (qty, revenue)))| {
             ViewRow::TopProduct(TopProductRow {
                 window,
                 window_start: start,
@@ -74,33 +45,6 @@ pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
             })
         },
     )
-}
-
-/// A ranking candidate `(metric, Reverse(score), product, sales)`: sorts by metric, then higher
-/// score, then smaller product id.
-type Ranked = (Metric, Reverse<isize>, i64, Sales);
-
-/// A ranked product `(metric, rank, product, sales)`.
-type Place = (Metric, u32, i64, Sales);
-
-/// The first `n` of `products` by `metric` (ties by smaller id).
-fn first_n(
-    products: impl Iterator<Item = (i64, Sales)>,
-    metric: Metric,
-    n: usize,
-) -> impl Iterator<Item = Ranked> {
-    let mut ranked: Vec<Ranked> = products
-        .map(|(p, (qty, revenue))| {
-            let score = match metric {
-                Metric::Quantity => qty,
-                Metric::Revenue => revenue,
-            };
-            (metric, Reverse(score), p, (qty, revenue))
-        })
-        .collect();
-    ranked.sort_unstable();
-    ranked.truncate(n);
-    ranked.into_iter()
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! with their order's windows' retention: PrevOnly windows only lend their quantities to the
 //! next window.
 
-use super::shared::{next_start, top_n, Shared, BUCKETS};
+use super::shared::{next_start, Shared};
+use super::top_n::top_n;
 use super::{Coll, Inputs, ViewsConfig};
 use differential_dataflow::operators::CountTotal;
 use std::cmp::Reverse;
@@ -38,7 +39,7 @@ pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) ->
         .join_core(shared.visible.clone(), |key, cand, &()| Some((*key, *cand)));
 
     // the first N per window
-    top_n(growing, cfg.top_n, BUCKETS).map(|((window, start), (rank, product_id, (qty, prev)))| {
+    top_n(growing, cfg.top_n).map(|((window, start), (rank, product_id, (qty, prev)))| {
         ViewRow::Trending(TrendingRow {
             window,
             window_start: Some(start),
