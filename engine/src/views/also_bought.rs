@@ -14,19 +14,14 @@
 //! (only co-occurrence is capped); the oracle (engine/tests/oracle) reads the cap the same way.
 //! Every time an order becomes capped, `shopstream_baskets_capped_total` goes up by one.
 
-use super::top_n::top_n;
+use super::top_n::top_n_by_count;
 use super::{Coll, ViewsConfig};
-use differential_dataflow::operators::CountTotal;
-use std::cmp::Reverse;
 use view_store::{AlsoBoughtRow, ViewRow};
 
 pub fn build<'s>(co_purchases: &Coll<'s, (i64, i64)>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // ((p, q), orders containing both)
-    let counts = co_purchases.clone().count_total();
-
-    // the first K others of every product, by count then smaller id
-    let candidates = counts.map(|((p, q), n)| (p, (Reverse(n), q, n)));
-    top_n(candidates, cfg.also_bought_k).map(|(product_id, (rank, other, n))| {
+    // the first K others of every product by the number of live orders containing both (the
+    // multiplicity of (p, q)), then smaller id
+    top_n_by_count(co_purchases.clone(), cfg.also_bought_k).map(|(product_id, (rank, other, n))| {
         ViewRow::AlsoBought(AlsoBoughtRow {
             product_id,
             rank,

@@ -19,8 +19,15 @@
 //! of the input accumulated through t (the engine's times are totally ordered). Groups are
 //! exchanged by hash, so each worker ranks its share of groups, as the reduce did.
 //!
-//! State is compacted as it goes: a candidate whose multiplicity reaches zero is removed, and
-//! an empty group with it. It owns no other state and must not know what the groups mean.
+//! [`top_n_by_count`] is the same ranking for the common case of a count per (group, id)
+//! (also_bought: per product, its partners by the number of orders with both): it keeps each
+//! group's counts and its current leaders, so it needs no count_total before it, and it only
+//! re-reads a group when a leader's count goes down (a cancelled or deleted order), which is
+//! rare; increments, nearly every change, cost O(n).
+//!
+//! State is compacted as it goes: a candidate whose multiplicity (a count) reaches zero is
+//! removed, and an empty group with it. It owns no other state and must not know what the
+//! groups mean.
 
 use super::{Coll, Time};
 use differential_dataflow::consolidation::consolidate;
@@ -45,18 +52,166 @@ where
     K: ExchangeData + Hash + Eq,
     P: ExchangeData,
 {
-    type Update<K, P> = ((K, Candidate<P>), Time, isize);
-    let by_group = Exchange::new(|((group, _), _, _): &Update<K, P>| group.hashed());
-    candidates
+    // group -> candidate -> multiplicity (never zero: zeros are removed)
+    let mut groups: HashMap<K, BTreeMap<Candidate<P>, isize>> = HashMap::new();
+    per_group("TopN", candidates, move |group, changes, emit| {
+        let ranking = match groups.get_mut(group) {
+            Some(r) => r,
+            None => groups.entry(group.clone()).or_default(),
+        };
+        // a change after the n-th leader (an unsold product's count moving) leaves the
+        // ranking as it is: skip cloning and comparing the leaders
+        let last = ranking
+            .iter()
+            .filter(|(_, m)| **m > 0)
+            .nth(n.saturating_sub(1));
+        let ranked = match last {
+            Some((last, _)) => changes.iter().any(|(c, _)| c <= last),
+            None => true,
+        };
+        let before = if ranked {
+            leaders(ranking, n)
+        } else {
+            Vec::new()
+        };
+        for (candidate, diff) in changes {
+            apply(ranking, candidate, *diff);
+        }
+        let after = if ranked {
+            leaders(ranking, n)
+        } else {
+            Vec::new()
+        };
+        if ranking.is_empty() {
+            groups.remove(group);
+        }
+        emit_changes(&before, &after, |rank, c: &Candidate<P>, diff| {
+            emit((rank, c.1, c.2.clone()), diff)
+        });
+    })
+}
+
+/// The first `n` ids of every group by their count (the accumulated multiplicity of
+/// `(group, id)`, positive only), higher count first, then smaller id: `(group, (rank, id,
+/// count))`. The same as `count_total` followed by [`top_n`] over `(Reverse(count), id,
+/// count)`, without either's state.
+pub fn top_n_by_count<'s, K>(ids: Coll<'s, (K, i64)>, n: usize) -> Coll<'s, (K, Place<usize>)>
+where
+    K: ExchangeData + Hash + Eq,
+{
+    let mut groups: HashMap<K, Counted> = HashMap::new();
+    per_group("TopNByCount", ids, move |group, changes, emit| {
+        let counted = match groups.get_mut(group) {
+            Some(c) => c,
+            None => groups.entry(group.clone()).or_default(),
+        };
+        let before = counted.leaders.clone();
+        counted.apply(changes, n);
+        if counted.counts.is_empty() {
+            groups.remove(group);
+        }
+        let after = groups.get(group).map_or(&[][..], |c| &c.leaders[..]);
+        emit_changes(&before, after, |rank, &(Reverse(count), id), diff| {
+            emit((rank, id, count as usize), diff)
+        });
+    })
+}
+
+/// One group of [`top_n_by_count`].
+#[derive(Default)]
+struct Counted {
+    /// id -> count (never zero: zeros are removed).
+    counts: HashMap<i64, isize>,
+    /// The first n ids with a positive count, in rank order. Invariant: every other id with a
+    /// positive count ranks after all of them, and there is none while fewer than n.
+    leaders: Vec<(Reverse<isize>, i64)>,
+}
+
+impl Counted {
+    /// Applies one time's consolidated changes of this group and restores the invariant.
+    fn apply(&mut self, changes: &[(i64, isize)], n: usize) {
+        // set once a leader's count goes down: an outsider may now rank before it, and only
+        // a full read of the counts can tell which (rare: a cancelled or deleted order)
+        let mut reread = false;
+        for &(id, diff) in changes {
+            let old = self.counts.get(&id).copied().unwrap_or(0);
+            let new = old + diff;
+            if new == 0 {
+                self.counts.remove(&id);
+            } else {
+                self.counts.insert(id, new);
+            }
+            if reread {
+                continue;
+            }
+            match self.leaders.iter().position(|&(_, l)| l == id) {
+                Some(_) if new < old => reread = true,
+                Some(i) => self.leaders[i].0 = Reverse(new),
+                None if new > 0 => self.leaders.push((Reverse(new), id)),
+                None => {}
+            }
+            // increments keep the invariant: a leader that grew still beats every outsider,
+            // and an outsider that grew enters if it beats the n-th (the n+1-th drops out,
+            // and every other outsider ranked after it)
+            self.leaders.sort_unstable();
+            self.leaders.truncate(n);
+        }
+        if reread {
+            let mut all: Vec<(Reverse<isize>, i64)> = self
+                .counts
+                .iter()
+                .filter(|(_, c)| **c > 0)
+                .map(|(&id, &c)| (Reverse(c), id))
+                .collect();
+            if all.len() > n && n > 0 {
+                all.select_nth_unstable(n - 1);
+            }
+            all.truncate(n);
+            all.sort_unstable();
+            self.leaders = all;
+        }
+    }
+}
+
+/// Calls `emit(rank, candidate, ±1)` for every rank whose occupant differs between two
+/// rankings (the old occupant retracted, the new one added).
+fn emit_changes<C: PartialEq>(before: &[C], after: &[C], mut emit: impl FnMut(u32, &C, isize)) {
+    for (rank, i) in (1u32..).zip(0..before.len().max(after.len())) {
+        let (old, new) = (before.get(i), after.get(i));
+        if old == new {
+            continue;
+        }
+        if let Some(c) = old {
+            emit(rank, c, -1);
+        }
+        if let Some(c) = new {
+            emit(rank, c, 1);
+        }
+    }
+}
+
+/// The timely operator under both rankings: exchanges `(group, item)` updates by group, holds
+/// them until the input frontier passes their time, and then, in time order, calls
+/// `rank(group, changes, emit)` once per group with that time's consolidated changes of the
+/// group (sorted by item). What `emit((out, diff))` is given leaves at that time as
+/// `((group, out), time, diff)`.
+fn per_group<'s, K, C, O, F>(name: &str, input: Coll<'s, (K, C)>, mut rank: F) -> Coll<'s, (K, O)>
+where
+    K: ExchangeData + Hash + Eq,
+    C: ExchangeData,
+    O: ExchangeData,
+    F: FnMut(&K, &[(C, isize)], &mut dyn FnMut(O, isize)) + 'static,
+{
+    type Update<K, C> = ((K, C), Time, isize);
+    let by_group = Exchange::new(|((group, _), _, _): &Update<K, C>| group.hashed());
+    input
         .inner
-        .unary_frontier(by_group, "TopN", move |_cap, _info| {
+        .unary_frontier(by_group, name, move |_cap, _info| {
             // updates not yet complete, by time, with a capability to emit their changes at it
-            let mut pending: BTreeMap<Time, (Capability<Time>, Vec<((K, Candidate<P>), isize)>)> =
-                BTreeMap::new();
-            // group -> candidate -> multiplicity (never zero: zeros are removed)
-            let mut groups: HashMap<K, BTreeMap<Candidate<P>, isize>> = HashMap::new();
+            let mut pending: BTreeMap<Time, Held<K, C>> = BTreeMap::new();
+            let mut changes: Vec<(C, isize)> = Vec::new();
             move |(input, frontier), output| {
-                input.for_each(|cap, data: &mut Vec<Update<K, P>>| {
+                input.for_each(|cap, data: &mut Vec<Update<K, C>>| {
                     for (update, time, diff) in data.drain(..) {
                         pending
                             .entry(time)
@@ -70,37 +225,21 @@ where
                         break;
                     }
                     let (time, (cap, mut updates)) = entry.remove_entry();
-                    // sorted by (group, candidate): a group's changes are one run
+                    // sorted by (group, item): a group's changes are one run
                     consolidate(&mut updates);
                     let mut session = output.session(&cap);
-                    let mut rest = &updates[..];
-                    while let Some(((group, _), _)) = rest.first() {
-                        let run = rest.iter().take_while(|((g, _), _)| g == group).count();
-                        let (changes, tail) = rest.split_at(run);
-                        rest = tail;
-                        let ranking = groups.entry(group.clone()).or_default();
-                        let before = leaders(ranking, n);
-                        for ((_, candidate), diff) in changes {
-                            apply(ranking, candidate, *diff);
+                    let mut updates = updates.into_iter().peekable();
+                    while let Some(((group, item), diff)) = updates.next() {
+                        changes.clear();
+                        changes.push((item, diff));
+                        while let Some(((_, item), diff)) =
+                            updates.next_if(|((g, _), _)| *g == group)
+                        {
+                            changes.push((item, diff));
                         }
-                        let after = leaders(ranking, n);
-                        if ranking.is_empty() {
-                            groups.remove(group);
-                        }
-                        for (rank, i) in (1u32..).zip(0..before.len().max(after.len())) {
-                            let (old, new) = (before.get(i), after.get(i));
-                            if old == new {
-                                continue;
-                            }
-                            let place =
-                                |c: &Candidate<P>| (group.clone(), (rank, c.1, c.2.clone()));
-                            if let Some(c) = old {
-                                session.give((place(c), time, -1));
-                            }
-                            if let Some(c) = new {
-                                session.give((place(c), time, 1));
-                            }
-                        }
+                        rank(&group, &changes, &mut |out, diff| {
+                            session.give(((group.clone(), out), time, diff))
+                        });
                     }
                 }
             }
@@ -108,12 +247,12 @@ where
         .as_collection()
 }
 
+/// A time's updates held until complete, with the capability to emit their changes at it.
+type Held<K, C> = (Capability<Time>, Vec<((K, C), isize)>);
+
 /// The first `n` candidates of a group (all of them have a positive multiplicity: see
 /// [`apply`]), cloned: the caller compares them across the group's changes.
-fn leaders<P: Clone>(ranking: &BTreeMap<Candidate<P>, isize>, n: usize) -> Vec<Candidate<P>>
-where
-    P: Ord,
-{
+fn leaders<P: Clone + Ord>(ranking: &BTreeMap<Candidate<P>, isize>, n: usize) -> Vec<Candidate<P>> {
     ranking
         .iter()
         .filter(|(_, m)| **m > 0)
@@ -139,6 +278,141 @@ fn apply<P: Clone + Ord>(
         }
         None => {
             ranking.insert(candidate.clone(), diff);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use differential_dataflow::input::Input;
+    use differential_dataflow::operators::CountTotal;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use std::collections::BTreeSet;
+    use std::sync::{Arc, Mutex};
+    use timely::dataflow::operators::Inspect;
+
+    type Changes = Vec<Vec<((u8, i64), isize)>>;
+    type Out = BTreeMap<(u8, u32, i64, usize), isize>;
+
+    /// Random times of (group, id) changes: mostly increments, some decrements of popular
+    /// ids (leaders going down), some retractions past zero (an inconsistent input), a few
+    /// times with nothing.
+    fn random_times(seed: u64, times: usize) -> Changes {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..times)
+            .map(|_| {
+                (0..rng.random_range(0..12))
+                    .map(|_| {
+                        let group = rng.random_range(0..3u8);
+                        let popular = rng.random_bool(0.5);
+                        let id = rng.random_range(0..if popular { 4 } else { 30 });
+                        let diff = if rng.random_bool(0.7) {
+                            1
+                        } else {
+                            -(rng.random_range(1..3i64) as isize)
+                        };
+                        ((group, id), diff)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Both rankings, by the naive definition, of the input accumulated through each time.
+    fn naive(changes: &Changes, n: usize) -> Vec<(Out, Out)> {
+        let mut counts: BTreeMap<(u8, i64), isize> = BTreeMap::new();
+        changes
+            .iter()
+            .map(|time| {
+                for &(key, diff) in time {
+                    *counts.entry(key).or_default() += diff;
+                }
+                let mut by_count = Out::new();
+                for group in 0..3u8 {
+                    let ranked: BTreeSet<(Reverse<isize>, i64)> = counts
+                        .iter()
+                        .filter(|((g, _), c)| *g == group && **c > 0)
+                        .map(|(&(_, id), &c)| (Reverse(c), id))
+                        .collect();
+                    for (rank, (Reverse(c), id)) in (1u32..).zip(ranked.into_iter().take(n)) {
+                        by_count.insert((group, rank, id, c as usize), 1);
+                    }
+                }
+                (by_count.clone(), by_count)
+            })
+            .collect()
+    }
+
+    /// Runs both operators on `workers` workers and returns, per time, the accumulated
+    /// output of each (`top_n` fed the count as a candidate, like also_bought was).
+    fn run(changes: &Changes, n: usize, workers: usize) -> Vec<(Out, Out)> {
+        let outs: Arc<Mutex<Vec<(u8, (u8, u32, i64, usize), u64, isize)>>> = Arc::default();
+        let feed = changes.clone();
+        let sink = outs.clone();
+        timely::execute(timely::Config::process(workers), move |worker| {
+            let sink = sink.clone();
+            let mut input = worker.dataflow::<Time, _, _>(|scope| {
+                let (input, ids) = scope.new_collection::<(u8, i64), isize>();
+                let counted = top_n_by_count(ids.clone(), n);
+                // count_total, positive counts only: what top_n ranks
+                let candidates = ids
+                    .count_total()
+                    .filter(|(_, c)| *c > 0)
+                    .map(|((g, id), c)| (g, (Reverse(c), id, c as usize)));
+                let ranked = top_n(candidates, n);
+                let s1 = sink.clone();
+                counted.inner.inspect(move |((g, (r, id, c)), t, d)| {
+                    s1.lock().unwrap().push((0, (*g, *r, *id, *c), *t, *d))
+                });
+                ranked.inner.inspect(move |((g, (r, id, c)), t, d)| {
+                    sink.lock().unwrap().push((1, (*g, *r, *id, *c), *t, *d))
+                });
+                input
+            });
+            if worker.index() == 0 {
+                for (t, time) in feed.iter().enumerate() {
+                    input.advance_to(t as Time);
+                    for &(key, diff) in time {
+                        input.update(key, diff);
+                    }
+                }
+            }
+            input.advance_to(feed.len() as Time);
+            input.close();
+        })
+        .unwrap();
+        let outs = outs.lock().unwrap();
+        (0..changes.len() as u64)
+            .map(|t| {
+                let mut acc = (Out::new(), Out::new());
+                for (which, row, _, d) in outs.iter().filter(|(_, _, time, _)| *time <= t) {
+                    let out = if *which == 0 { &mut acc.0 } else { &mut acc.1 };
+                    *out.entry(*row).or_default() += d;
+                    out.retain(|_, d| *d != 0);
+                }
+                acc
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rankings_match_naive_on_random_changes_with_1_and_3_workers() {
+        for seed in 0..20 {
+            let changes = random_times(seed, 40);
+            let n = 1 + (seed as usize % 4);
+            let want = naive(&changes, n);
+            for workers in [1, 3] {
+                let got = run(&changes, n, workers);
+                for (t, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(
+                        g.0, w.0,
+                        "top_n_by_count, seed {seed}, time {t}, {workers} workers"
+                    );
+                    assert_eq!(g.1, w.1, "top_n, seed {seed}, time {t}, {workers} workers");
+                }
+            }
         }
     }
 }
