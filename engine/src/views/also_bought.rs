@@ -14,14 +14,15 @@
 //! (only co-occurrence is capped); the oracle (engine/tests/oracle) reads the cap the same way.
 //! Every time an order becomes capped, `shopstream_baskets_capped_total` goes up by one.
 
-use super::top_n::top_n_by_count;
+use super::top_n::top_n_by_sums;
 use super::{Coll, ViewsConfig};
 use view_store::{AlsoBoughtRow, ViewRow};
 
 pub fn build<'s>(co_purchases: &Coll<'s, (i64, i64)>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
     // the first K others of every product by the number of live orders containing both (the
     // multiplicity of (p, q)), then smaller id
-    top_n_by_count(co_purchases.clone(), cfg.also_bought_k).map(|(product_id, (rank, other, n))| {
+    let partners = co_purchases.clone().map(|(p, q)| (p, (q, [1])));
+    top_n_by_sums(partners, cfg.also_bought_k).map(|(product_id, (_, rank, other, [n]))| {
         ViewRow::AlsoBought(AlsoBoughtRow {
             product_id,
             rank,

@@ -19,11 +19,12 @@
 //! of the input accumulated through t (the engine's times are totally ordered). Groups are
 //! exchanged by hash, so each worker ranks its share of groups, as the reduce did.
 //!
-//! [`top_n_by_count`] is the same ranking for the common case of a count per (group, id)
-//! (also_bought: per product, its partners by the number of orders with both): it keeps each
-//! group's counts and its current leaders, so it needs no count_total before it, and it only
-//! re-reads a group when a leader's count goes down (a cancelled or deleted order), which is
-//! rare; increments, nearly every change, cost O(n).
+//! [`top_n_by_sums`] is the same ranking for the common case of sums per (group, id) (also_bought:
+//! per product, its partners by the number of orders with both; top_products: per slot and
+//! scope, products by quantity and by revenue): it keeps each group's sums and its current
+//! leaders per metric, so it needs no count_total before it and holds one small map entry per
+//! id, and it only re-reads a group when a leader's sum goes down (a cancelled or deleted
+//! order), which is rare; increments, nearly every change, cost O(n).
 //!
 //! State is compacted as it goes: a candidate whose multiplicity (a count) reaches zero is
 //! removed, and an empty group with it. It owns no other state and must not know what the
@@ -91,86 +92,131 @@ where
     })
 }
 
-/// The first `n` ids of every group by their count (the accumulated multiplicity of
-/// `(group, id)`, positive only), higher count first, then smaller id: `(group, (rank, id,
-/// count))`. The same as `count_total` followed by [`top_n`] over `(Reverse(count), id,
-/// count)`, without either's state.
-pub fn top_n_by_count<'s, K>(ids: Coll<'s, (K, i64)>, n: usize) -> Coll<'s, (K, Place<usize>)>
+/// An id's place in one of [`top_n_by_sums`]' rankings: `(metric, rank, id, sums)`, metric
+/// the index of the sum it ranks by, rank from 1.
+pub type SumPlace<const M: usize> = (usize, u32, i64, [isize; M]);
+
+/// Per group, ids ranked by each of `M` sums: an update `(group, (id, values))` with
+/// multiplicity d adds d × values to the id's sums; an id whose sums are all zero is not
+/// there (as with `count_total`). For each metric m, the first `n` ids by higher sum m, then
+/// smaller id: `(group, (m, rank, id, sums))`. The same as `count_total` followed by one
+/// [`top_n`] per metric over `(Reverse(sum m), id, sums)`, without either's state: also_bought
+/// counts (M = 1, a value of 1 per order), top_products sums quantity and revenue (M = 2).
+pub fn top_n_by_sums<'s, K, const M: usize>(
+    items: Coll<'s, (K, (i64, [isize; M]))>,
+    n: usize,
+) -> Coll<'s, (K, SumPlace<M>)>
 where
     K: ExchangeData + Hash + Eq,
+    [isize; M]: ExchangeData,
 {
-    let mut groups: HashMap<K, Counted> = HashMap::new();
-    per_group("TopNByCount", ids, move |group, changes, emit| {
-        let counted = match groups.get_mut(group) {
-            Some(c) => c,
-            None => groups.entry(group.clone()).or_default(),
+    let mut groups: HashMap<K, Summed<M>> = HashMap::new();
+    per_group("TopNBySums", items, move |group, changes, emit| {
+        let summed = match groups.get_mut(group) {
+            Some(s) => s,
+            None => groups.entry(group.clone()).or_insert_with(Summed::new),
         };
-        let before = counted.leaders.clone();
-        counted.apply(changes, n);
-        if counted.counts.is_empty() {
+        // a row shows every sum of its id, so compare (id, sums), not only the ranked score
+        let before = summed.rows();
+        summed.apply(changes, n);
+        let after = summed.rows();
+        for (metric, (before, after)) in before.iter().zip(&after).enumerate() {
+            emit_changes(before, after, |rank, &(id, sums), diff| {
+                emit((metric, rank, id, sums), diff)
+            });
+        }
+        if summed.sums.is_empty() {
             groups.remove(group);
         }
-        let after = groups.get(group).map_or(&[][..], |c| &c.leaders[..]);
-        emit_changes(&before, after, |rank, &(Reverse(count), id), diff| {
-            emit((rank, id, count as usize), diff)
-        });
     })
 }
 
-/// One group of [`top_n_by_count`].
-#[derive(Default)]
-struct Counted {
-    /// id -> count (never zero: zeros are removed).
-    counts: HashMap<i64, isize>,
-    /// The first n ids with a positive count, in rank order. Invariant: every other id with a
-    /// positive count ranks after all of them, and there is none while fewer than n.
-    leaders: Vec<(Reverse<isize>, i64)>,
+/// One group of [`top_n_by_sums`].
+struct Summed<const M: usize> {
+    /// id -> its sums (never all zero: such ids are removed).
+    sums: HashMap<i64, [isize; M]>,
+    /// Per metric, the first n ids in rank order with the sum they rank by. Invariant: every
+    /// other id ranks after all of them, and there is none while fewer than n.
+    leaders: [Vec<(Reverse<isize>, i64)>; M],
 }
 
-impl Counted {
-    /// Applies one time's consolidated changes of this group and restores the invariant.
-    fn apply(&mut self, changes: &[(i64, isize)], n: usize) {
-        // set once a leader's count goes down: an outsider may now rank before it, and only
-        // a full read of the counts can tell which (rare: a cancelled or deleted order)
-        let mut reread = false;
-        for &(id, diff) in changes {
-            let old = self.counts.get(&id).copied().unwrap_or(0);
-            let new = old + diff;
-            if new == 0 {
-                self.counts.remove(&id);
-            } else {
-                self.counts.insert(id, new);
-            }
-            if reread {
-                continue;
-            }
-            match self.leaders.iter().position(|&(_, l)| l == id) {
-                Some(_) if new < old => reread = true,
-                Some(i) => self.leaders[i].0 = Reverse(new),
-                None if new > 0 => self.leaders.push((Reverse(new), id)),
-                None => {}
-            }
-            // increments keep the invariant: a leader that grew still beats every outsider,
-            // and an outsider that grew enters if it beats the n-th (the n+1-th drops out,
-            // and every other outsider ranked after it)
-            self.leaders.sort_unstable();
-            self.leaders.truncate(n);
+impl<const M: usize> Summed<M> {
+    fn new() -> Self {
+        Summed {
+            sums: HashMap::new(),
+            leaders: std::array::from_fn(|_| Vec::new()),
         }
-        if reread {
-            let mut all: Vec<(Reverse<isize>, i64)> = self
-                .counts
+    }
+
+    /// Per metric, the leaders with their sums, in rank order.
+    fn rows(&self) -> [Vec<(i64, [isize; M])>; M] {
+        std::array::from_fn(|m| {
+            self.leaders[m]
                 .iter()
-                .filter(|(_, c)| **c > 0)
-                .map(|(&id, &c)| (Reverse(c), id))
+                .map(|&(_, id)| (id, self.sums.get(&id).copied().unwrap_or([0; M])))
+                .collect()
+        })
+    }
+
+    /// Applies one time's consolidated changes of this group and restores the invariant.
+    fn apply(&mut self, changes: &[((i64, [isize; M]), isize)], n: usize) {
+        // per metric, set once a leader's sum goes down or it leaves: an outsider may now
+        // rank before it, and only a full read of the sums can tell which (rare for counts
+        // and sales: a cancelled or deleted order)
+        let mut reread = [false; M];
+        for &((id, values), d) in changes {
+            let old = self.sums.get(&id).copied();
+            let mut new = old.unwrap_or([0; M]);
+            for (s, v) in new.iter_mut().zip(values) {
+                *s += v * d;
+            }
+            let present = new != [0; M];
+            if present {
+                self.sums.insert(id, new);
+            } else {
+                self.sums.remove(&id);
+            }
+            for m in 0..M {
+                if reread[m] {
+                    continue;
+                }
+                let leaders = &mut self.leaders[m];
+                let score = Reverse(new[m]);
+                match leaders.iter().position(|&(_, l)| l == id) {
+                    Some(_) if !present || score > leaders_score(old, m) => {
+                        reread[m] = true;
+                        continue;
+                    }
+                    Some(i) => leaders[i].0 = score,
+                    None if present => leaders.push((score, id)),
+                    None => {}
+                }
+                // a leader that grew still beats every outsider, and an outsider that grew or
+                // arrived enters if it beats the n-th (the n+1-th drops out, and every other
+                // outsider ranked after it)
+                leaders.sort_unstable();
+                leaders.truncate(n);
+            }
+        }
+        for m in (0..M).filter(|&m| reread[m]) {
+            let mut all: Vec<(Reverse<isize>, i64)> = self
+                .sums
+                .iter()
+                .map(|(&id, s)| (Reverse(s[m]), id))
                 .collect();
             if all.len() > n && n > 0 {
                 all.select_nth_unstable(n - 1);
             }
             all.truncate(n);
             all.sort_unstable();
-            self.leaders = all;
+            self.leaders[m] = all;
         }
     }
+}
+
+/// The score an id ranked by in metric `m` before a change (`Reverse`: smaller is better).
+fn leaders_score<const M: usize>(old: Option<[isize; M]>, m: usize) -> Reverse<isize> {
+    Reverse(old.map_or(0, |o| o[m]))
 }
 
 /// Calls `emit(rank, candidate, ±1)` for every rank whose occupant differs between two
@@ -294,7 +340,9 @@ mod tests {
     use timely::dataflow::operators::Inspect;
 
     type Changes = Vec<Vec<((u8, i64), isize)>>;
-    type Out = BTreeMap<(u8, u32, i64, usize), isize>;
+    type Out = BTreeMap<(u8, u32, i64, isize), isize>;
+    /// (operator, row, time, diff)
+    type Emitted = (u8, (u8, u32, i64, isize), u64, isize);
 
     /// Random times of (group, id) changes: mostly increments, some decrements of popular
     /// ids (leaders going down), some retractions past zero (an inconsistent input), a few
@@ -333,11 +381,11 @@ mod tests {
                 for group in 0..3u8 {
                     let ranked: BTreeSet<(Reverse<isize>, i64)> = counts
                         .iter()
-                        .filter(|((g, _), c)| *g == group && **c > 0)
+                        .filter(|((g, _), c)| *g == group && **c != 0)
                         .map(|(&(_, id), &c)| (Reverse(c), id))
                         .collect();
                     for (rank, (Reverse(c), id)) in (1u32..).zip(ranked.into_iter().take(n)) {
-                        by_count.insert((group, rank, id, c as usize), 1);
+                        by_count.insert((group, rank, id, c), 1);
                     }
                 }
                 (by_count.clone(), by_count)
@@ -346,21 +394,21 @@ mod tests {
     }
 
     /// Runs both operators on `workers` workers and returns, per time, the accumulated
-    /// output of each (`top_n` fed the count as a candidate, like also_bought was).
+    /// output of each (`top_n` fed count_total's counts, like also_bought was).
     fn run(changes: &Changes, n: usize, workers: usize) -> Vec<(Out, Out)> {
-        let outs: Arc<Mutex<Vec<(u8, (u8, u32, i64, usize), u64, isize)>>> = Arc::default();
+        let outs: Arc<Mutex<Vec<Emitted>>> = Arc::default();
         let feed = changes.clone();
         let sink = outs.clone();
         timely::execute(timely::Config::process(workers), move |worker| {
             let sink = sink.clone();
             let mut input = worker.dataflow::<Time, _, _>(|scope| {
                 let (input, ids) = scope.new_collection::<(u8, i64), isize>();
-                let counted = top_n_by_count(ids.clone(), n);
-                // count_total, positive counts only: what top_n ranks
+                let counted = top_n_by_sums(ids.clone().map(|(g, id)| (g, (id, [1]))), n)
+                    .map(|(g, (_, rank, id, [c]))| (g, (rank, id, c)));
+                // count_total (non-zero counts), ranked by top_n
                 let candidates = ids
                     .count_total()
-                    .filter(|(_, c)| *c > 0)
-                    .map(|((g, id), c)| (g, (Reverse(c), id, c as usize)));
+                    .map(|((g, id), c)| (g, (Reverse(c), id, c)));
                 let ranked = top_n(candidates, n);
                 let s1 = sink.clone();
                 counted.inner.inspect(move |((g, (r, id, c)), t, d)| {
@@ -408,9 +456,109 @@ mod tests {
                 for (t, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert_eq!(
                         g.0, w.0,
-                        "top_n_by_count, seed {seed}, time {t}, {workers} workers"
+                        "top_n_by_sums, seed {seed}, time {t}, {workers} workers"
                     );
                     assert_eq!(g.1, w.1, "top_n, seed {seed}, time {t}, {workers} workers");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod two_sums {
+    use super::*;
+    use differential_dataflow::input::Input;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use std::sync::{Arc, Mutex};
+    use timely::dataflow::operators::Inspect;
+
+    type Row = (u8, usize, u32, i64, [isize; 2]);
+
+    /// Quantities and prices as top_products sees them: a leader's revenue can change while
+    /// its quantity (and so its quantity rank) does not, and the row must still follow.
+    #[test]
+    fn both_rankings_show_current_sums_with_1_and_2_workers() {
+        for seed in 0..20u64 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let times: Vec<Vec<((u8, (i64, [isize; 2])), isize)>> = (0..30)
+                .map(|_| {
+                    (0..rng.random_range(0..8))
+                        .map(|_| {
+                            let group = rng.random_range(0..2u8);
+                            let id = rng.random_range(0..6i64);
+                            let qty = rng.random_range(0..3i64) as isize;
+                            let price = rng.random_range(0..4i64) as isize;
+                            let d = if rng.random_bool(0.75) { 1 } else { -1 };
+                            ((group, (id, [qty, qty * price])), d)
+                        })
+                        .collect()
+                })
+                .collect();
+            let n = 1 + seed as usize % 3;
+            // naive: sums through each time, each metric's first n of the non-zero ids
+            let mut sums: BTreeMap<(u8, i64), [isize; 2]> = BTreeMap::new();
+            let want: Vec<BTreeMap<Row, isize>> = times
+                .iter()
+                .map(|time| {
+                    for &((g, (id, [a, b])), d) in time {
+                        let s = sums.entry((g, id)).or_default();
+                        s[0] += a * d;
+                        s[1] += b * d;
+                    }
+                    sums.retain(|_, s| *s != [0, 0]);
+                    let mut rows = BTreeMap::new();
+                    for g in 0..2u8 {
+                        for m in 0..2 {
+                            let mut ranked: Vec<(Reverse<isize>, i64, [isize; 2])> = sums
+                                .iter()
+                                .filter(|((gg, _), _)| *gg == g)
+                                .map(|(&(_, id), &s)| (Reverse(s[m]), id, s))
+                                .collect();
+                            ranked.sort();
+                            for (rank, (_, id, s)) in (1u32..).zip(ranked.into_iter().take(n)) {
+                                rows.insert((g, m, rank, id, s), 1);
+                            }
+                        }
+                    }
+                    rows
+                })
+                .collect();
+            for workers in [1, 2] {
+                let out: Arc<Mutex<Vec<(Row, u64, isize)>>> = Arc::default();
+                let (sink, feed) = (out.clone(), times.clone());
+                timely::execute(timely::Config::process(workers), move |worker| {
+                    let sink = sink.clone();
+                    let mut input = worker.dataflow::<Time, _, _>(|scope| {
+                        let (input, items) = scope.new_collection();
+                        top_n_by_sums(items, n).inner.inspect(
+                            move |((g, (m, rank, id, s)), t, d)| {
+                                sink.lock()
+                                    .unwrap()
+                                    .push(((*g, *m, *rank, *id, *s), *t, *d))
+                            },
+                        );
+                        input
+                    });
+                    if worker.index() == 0 {
+                        for (t, time) in feed.iter().enumerate() {
+                            input.advance_to(t as Time);
+                            for (item, d) in time {
+                                input.update(*item, *d);
+                            }
+                        }
+                    }
+                })
+                .unwrap();
+                let out = out.lock().unwrap();
+                for (t, want) in want.iter().enumerate() {
+                    let mut got: BTreeMap<Row, isize> = BTreeMap::new();
+                    for (row, _, d) in out.iter().filter(|(_, time, _)| *time <= t as u64) {
+                        *got.entry(*row).or_default() += d;
+                    }
+                    got.retain(|_, d| *d != 0);
+                    assert_eq!(&got, want, "seed {seed}, time {t}, {workers} workers");
                 }
             }
         }

@@ -2,42 +2,42 @@
 //! category) and metric (quantity or revenue), the first N products. A product ranks in its
 //! current category, also for old orders; products without a known category rank only globally.
 
-use super::shared::{Sales, Shared, Slot};
-use super::top_n::top_n;
+use super::shared::{Shared, Slot};
+use super::top_n::top_n_by_sums;
 use super::{Coll, ViewsConfig};
 use sources::Money;
-use std::cmp::Reverse;
 use view_store::{Metric, TopProductRow, ViewRow};
 
+/// A ranking's group: a slot and a scope (`None` global, or a category).
+type Scoped = (Slot, Option<i64>);
+
+/// The metrics, in the order of the sums ranked.
+const METRICS: [Metric; 2] = [Metric::Quantity, Metric::Revenue];
+
 pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // ((slot, scope, product), (quantity, revenue)): each product's sales globally and in its category
+    // ((slot, scope), (product, [quantity, revenue])): each product's sales globally and in its
+    // category, as the changes of their sums (the old sums retracted, the new added)
     let global = shared
         .shown_sales
         .clone()
-        .map(|((slot, product), sales)| ((slot, None, product), sales));
-    let in_category = shared
-        .category_sales
-        .clone()
-        .map(|((slot, category, product), sales)| ((slot, Some(category), product), sales));
+        .map(|((slot, product), (qty, revenue))| ((slot, None), (product, [qty, revenue])));
+    let in_category =
+        shared
+            .category_sales
+            .clone()
+            .map(|((slot, category, product), (qty, revenue))| {
+                ((slot, Some(category)), (product, [qty, revenue]))
+            });
+    let sales: Coll<'s, (Scoped, (i64, [isize; 2]))> = global.concat(in_category);
 
-    // ((slot, scope), metric) -> every product as a candidate, by that metric's score
-    let candidates = global.concat(in_category).flat_map(
-        |((slot, scope, product), sales): ((Slot, Option<i64>, i64), Sales)| {
-            let (qty, revenue) = sales;
-            [(Metric::Quantity, qty), (Metric::Revenue, revenue)].map(move |(metric, score)| {
-                (((slot, scope), metric), (Reverse(score), product, sales))
-            })
-        },
-    );
-
-    // the first N of each (slot, scope, metric), ties by smaller product id
-    top_n(candidates, cfg.top_n).map(
-        |((((window, start), category_id), metric), (rank, product_id, (qty, revenue)))| {
+    // the first N of each (slot, scope) by quantity and by revenue, ties by smaller product id
+    top_n_by_sums(sales, cfg.top_n).map(
+        |(((window, start), category_id), (metric, rank, product_id, [qty, revenue]))| {
             ViewRow::TopProduct(TopProductRow {
                 window,
                 window_start: start,
                 category_id,
-                metric,
+                metric: METRICS[metric],
                 rank,
                 product_id,
                 quantity: qty as i64,
