@@ -475,6 +475,8 @@ mod two_sums {
     use timely::dataflow::operators::Inspect;
 
     type Row = (u8, usize, u32, i64, [isize; 2]);
+    /// (group, (id, [quantity, revenue]))
+    type Item = (u8, (i64, [isize; 2]));
 
     /// Quantities and prices as top_products sees them: a leader's revenue can change while
     /// its quantity (and so its quantity rank) does not, and the row must still follow.
@@ -482,7 +484,7 @@ mod two_sums {
     fn both_rankings_show_current_sums_with_1_and_2_workers() {
         for seed in 0..20u64 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            let times: Vec<Vec<((u8, (i64, [isize; 2])), isize)>> = (0..30)
+            let times: Vec<Vec<(Item, isize)>> = (0..30)
                 .map(|_| {
                     (0..rng.random_range(0..8))
                         .map(|_| {
