@@ -33,8 +33,9 @@
 use super::{Coll, Time};
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::{AsCollection, ExchangeData, Hashable};
+use foldhash::HashMap;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -54,7 +55,7 @@ where
     P: ExchangeData,
 {
     // group -> candidate -> multiplicity (never zero: zeros are removed)
-    let mut groups: HashMap<K, BTreeMap<Candidate<P>, isize>> = HashMap::new();
+    let mut groups: HashMap<K, BTreeMap<Candidate<P>, isize>> = HashMap::default();
     per_group("TopN", candidates, move |group, changes, emit| {
         let ranking = match groups.get_mut(group) {
             Some(r) => r,
@@ -110,7 +111,7 @@ where
     K: ExchangeData + Hash + Eq,
     [isize; M]: ExchangeData,
 {
-    let mut groups: HashMap<K, Summed<M>> = HashMap::new();
+    let mut groups: HashMap<K, Summed<M>> = HashMap::default();
     per_group("TopNBySums", items, move |group, changes, emit| {
         let summed = match groups.get_mut(group) {
             Some(s) => s,
@@ -143,7 +144,7 @@ struct Summed<const M: usize> {
 impl<const M: usize> Summed<M> {
     fn new() -> Self {
         Summed {
-            sums: HashMap::new(),
+            sums: HashMap::default(),
             leaders: std::array::from_fn(|_| Vec::new()),
         }
     }

@@ -25,10 +25,11 @@
 
 use crate::rows::{Metric, RecommendationRow, TopProductRow, Window};
 use crate::ViewRow;
+use foldhash::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use sources::Money;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 /// How a customer touched a product.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -221,17 +222,35 @@ impl RecsIndex {
                 _ => false,
             },
             RecsDelta::CoPurchase { product, other } => {
+                use std::collections::hash_map::Entry;
+                // one lookup per level: this runs for every pair change of every order
                 let row = self.co.entry(product).or_default();
-                let n = row.get(&other).map_or(0, |n| i64::from(*n));
-                let (ok, n) = match add(n, diff).map(u32::try_from) {
-                    Some(Ok(n)) => (true, n),
-                    _ => (false, 0),
+                let ok = match row.entry(other) {
+                    Entry::Occupied(mut e) => {
+                        match add(i64::from(*e.get()), diff).map(u32::try_from) {
+                            Some(Ok(0)) => {
+                                e.remove();
+                                true
+                            }
+                            Some(Ok(n)) => {
+                                *e.get_mut() = n;
+                                true
+                            }
+                            _ => {
+                                e.remove();
+                                false
+                            }
+                        }
+                    }
+                    Entry::Vacant(e) => match u32::try_from(diff) {
+                        Ok(0) => true,
+                        Ok(n) => {
+                            e.insert(n);
+                            true
+                        }
+                        Err(_) => false,
+                    },
                 };
-                if n == 0 {
-                    row.remove(&other);
-                } else {
-                    row.insert(other, n);
-                }
                 if row.is_empty() {
                     self.co.remove(&product);
                 }
