@@ -101,7 +101,7 @@ fn top_products_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
     top_products::build(&Shared::new(i, c), c)
 }
 fn trending_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
-    trending::build(i, &Shared::new(i, c), c)
+    trending::build(i, c)
 }
 fn category_sales_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
     category_sales::build(i, &Shared::new(i, c), c)

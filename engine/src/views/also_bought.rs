@@ -22,14 +22,16 @@ pub fn build<'s>(co_purchases: &Coll<'s, (i64, i64)>, cfg: &ViewsConfig) -> Coll
     // the first K others of every product by the number of live orders containing both (the
     // multiplicity of (p, q)), then smaller id
     let partners = co_purchases.clone().map(|(p, q)| (p, (q, [1])));
-    top_n_by_sums(partners, cfg.also_bought_k).map(|(product_id, (_, rank, other, [n]))| {
-        ViewRow::AlsoBought(AlsoBoughtRow {
-            product_id,
-            rank,
-            other_product_id: other,
-            order_count: n as i64,
-        })
-    })
+    top_n_by_sums(partners, cfg.also_bought_k, |n| [Some(n[0])]).map(
+        |(product_id, (_, rank, other, [n]))| {
+            ViewRow::AlsoBought(AlsoBoughtRow {
+                product_id,
+                rank,
+                other_product_id: other,
+                order_count: n as i64,
+            })
+        },
+    )
 }
 
 #[cfg(test)]

@@ -215,7 +215,7 @@ fn assemble<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig, recs_index: bool) -> Col
 
     let mut views = vec![
         top,
-        trending::build(inputs, &shared, cfg),
+        trending::build(inputs, cfg),
         category_sales::build(inputs, &shared, cfg),
         fraud_alerts::build(&inputs.live_orders, &cfg.fraud),
         also_bought::build(&inputs.co_purchases, cfg),

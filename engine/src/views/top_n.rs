@@ -93,25 +93,32 @@ where
     })
 }
 
-/// An id's place in one of [`top_n_by_sums`]' rankings: `(metric, rank, id, sums)`, metric
-/// the index of the sum it ranks by, rank from 1.
+/// An id's place in one of [`top_n_by_sums`]' rankings: `(ranking, rank, id, sums)`, ranking
+/// the index of the score it ranks by, rank from 1.
 pub type SumPlace<const M: usize> = (usize, u32, i64, [isize; M]);
 
-/// Per group, ids ranked by each of `M` sums: an update `(group, (id, values))` with
-/// multiplicity d adds d × values to the id's sums; an id whose sums are all zero is not
-/// there (as with `count_total`). For each metric m, the first `n` ids by higher sum m, then
-/// smaller id: `(group, (m, rank, id, sums))`. The same as `count_total` followed by one
-/// [`top_n`] per metric over `(Reverse(sum m), id, sums)`, without either's state: also_bought
-/// counts (M = 1, a value of 1 per order), top_products sums quantity and revenue (M = 2).
-pub fn top_n_by_sums<'s, K, const M: usize>(
+/// The scores an id ranks by in each of `R` rankings, from its `M` sums; `None` leaves it out
+/// of that ranking.
+pub type Scores<const M: usize, const R: usize> = fn(&[isize; M]) -> [Option<isize>; R];
+
+/// Per group, ids ranked `R` ways by scores derived from `M` sums: an update `(group, (id,
+/// values))` with multiplicity d adds d × values to the id's sums; an id whose sums are all
+/// zero is not there (as with `count_total`). For each ranking r, the first `n` ids with a
+/// score r, by higher score then smaller id: `(group, (r, rank, id, sums))`. The same as
+/// `count_total`, a filter and one [`top_n`] per ranking over `(Reverse(score r), id, sums)`,
+/// without their state: also_bought counts (one sum, a value of 1 per order), top_products
+/// sums quantity and revenue and ranks by each, trending ranks by quantity minus the previous
+/// window's quantity.
+pub fn top_n_by_sums<'s, K, const M: usize, const R: usize>(
     items: Coll<'s, (K, (i64, [isize; M]))>,
     n: usize,
+    scores: Scores<M, R>,
 ) -> Coll<'s, (K, SumPlace<M>)>
 where
     K: ExchangeData + Hash + Eq,
     [isize; M]: ExchangeData,
 {
-    let mut groups: HashMap<K, Summed<M>> = HashMap::default();
+    let mut groups: HashMap<K, Summed<M, R>> = HashMap::default();
     per_group("TopNBySums", items, move |group, changes, emit| {
         let summed = match groups.get_mut(group) {
             Some(s) => s,
@@ -119,11 +126,11 @@ where
         };
         // a row shows every sum of its id, so compare (id, sums), not only the ranked score
         let before = summed.rows();
-        summed.apply(changes, n);
+        summed.apply(changes, n, scores);
         let after = summed.rows();
-        for (metric, (before, after)) in before.iter().zip(&after).enumerate() {
+        for (ranking, (before, after)) in before.iter().zip(&after).enumerate() {
             emit_changes(before, after, |rank, &(id, sums), diff| {
-                emit((metric, rank, id, sums), diff)
+                emit((ranking, rank, id, sums), diff)
             });
         }
         if summed.sums.is_empty() {
@@ -133,15 +140,16 @@ where
 }
 
 /// One group of [`top_n_by_sums`].
-struct Summed<const M: usize> {
+struct Summed<const M: usize, const R: usize> {
     /// id -> its sums (never all zero: such ids are removed).
     sums: HashMap<i64, [isize; M]>,
-    /// Per metric, the first n ids in rank order with the sum they rank by. Invariant: every
-    /// other id ranks after all of them, and there is none while fewer than n.
-    leaders: [Vec<(Reverse<isize>, i64)>; M],
+    /// Per ranking, the first n ids with a score, in rank order, with their score. Invariant:
+    /// every other id with a score ranks after all of them, and there is none while fewer
+    /// than n.
+    leaders: [Vec<(Reverse<isize>, i64)>; R],
 }
 
-impl<const M: usize> Summed<M> {
+impl<const M: usize, const R: usize> Summed<M, R> {
     fn new() -> Self {
         Summed {
             sums: HashMap::default(),
@@ -149,10 +157,10 @@ impl<const M: usize> Summed<M> {
         }
     }
 
-    /// Per metric, the leaders with their sums, in rank order.
-    fn rows(&self) -> [Vec<(i64, [isize; M])>; M] {
-        std::array::from_fn(|m| {
-            self.leaders[m]
+    /// Per ranking, the leaders with their sums, in rank order.
+    fn rows(&self) -> [Vec<(i64, [isize; M])>; R] {
+        std::array::from_fn(|r| {
+            self.leaders[r]
                 .iter()
                 .map(|&(_, id)| (id, self.sums.get(&id).copied().unwrap_or([0; M])))
                 .collect()
@@ -160,11 +168,11 @@ impl<const M: usize> Summed<M> {
     }
 
     /// Applies one time's consolidated changes of this group and restores the invariant.
-    fn apply(&mut self, changes: &[((i64, [isize; M]), isize)], n: usize) {
-        // per metric, set once a leader's sum goes down or it leaves: an outsider may now
+    fn apply(&mut self, changes: &[((i64, [isize; M]), isize)], n: usize, scores: Scores<M, R>) {
+        // per ranking, set once a leader's score goes down or it leaves: an outsider may now
         // rank before it, and only a full read of the sums can tell which (rare for counts
         // and sales: a cancelled or deleted order)
-        let mut reread = [false; M];
+        let mut reread = [false; R];
         for &((id, values), d) in changes {
             let old = self.sums.get(&id).copied();
             let mut new = old.unwrap_or([0; M]);
@@ -177,20 +185,23 @@ impl<const M: usize> Summed<M> {
             } else {
                 self.sums.remove(&id);
             }
-            for m in 0..M {
-                if reread[m] {
+            let old_scores = old.map_or([None; R], |o| scores(&o));
+            let new_scores = if present { scores(&new) } else { [None; R] };
+            for r in 0..R {
+                if reread[r] {
                     continue;
                 }
-                let leaders = &mut self.leaders[m];
-                let score = Reverse(new[m]);
-                match leaders.iter().position(|&(_, l)| l == id) {
-                    Some(_) if !present || score > leaders_score(old, m) => {
-                        reread[m] = true;
+                let leaders = &mut self.leaders[r];
+                match (leaders.iter().position(|&(_, l)| l == id), new_scores[r]) {
+                    (Some(i), Some(score)) if old_scores[r].is_some_and(|o| score >= o) => {
+                        leaders[i].0 = Reverse(score)
+                    }
+                    (Some(_), _) => {
+                        reread[r] = true;
                         continue;
                     }
-                    Some(i) => leaders[i].0 = score,
-                    None if present => leaders.push((score, id)),
-                    None => {}
+                    (None, Some(score)) => leaders.push((Reverse(score), id)),
+                    (None, None) => {}
                 }
                 // a leader that grew still beats every outsider, and an outsider that grew or
                 // arrived enters if it beats the n-th (the n+1-th drops out, and every other
@@ -199,25 +210,20 @@ impl<const M: usize> Summed<M> {
                 leaders.truncate(n);
             }
         }
-        for m in (0..M).filter(|&m| reread[m]) {
+        for r in (0..R).filter(|&r| reread[r]) {
             let mut all: Vec<(Reverse<isize>, i64)> = self
                 .sums
                 .iter()
-                .map(|(&id, s)| (Reverse(s[m]), id))
+                .filter_map(|(&id, s)| scores(s)[r].map(|score| (Reverse(score), id)))
                 .collect();
             if all.len() > n && n > 0 {
                 all.select_nth_unstable(n - 1);
             }
             all.truncate(n);
             all.sort_unstable();
-            self.leaders[m] = all;
+            self.leaders[r] = all;
         }
     }
-}
-
-/// The score an id ranked by in metric `m` before a change (`Reverse`: smaller is better).
-fn leaders_score<const M: usize>(old: Option<[isize; M]>, m: usize) -> Reverse<isize> {
-    Reverse(old.map_or(0, |o| o[m]))
 }
 
 /// Calls `emit(rank, candidate, ±1)` for every rank whose occupant differs between two
@@ -404,8 +410,10 @@ mod tests {
             let sink = sink.clone();
             let mut input = worker.dataflow::<Time, _, _>(|scope| {
                 let (input, ids) = scope.new_collection::<(u8, i64), isize>();
-                let counted = top_n_by_sums(ids.clone().map(|(g, id)| (g, (id, [1]))), n)
-                    .map(|(g, (_, rank, id, [c]))| (g, (rank, id, c)));
+                let counted = top_n_by_sums(ids.clone().map(|(g, id)| (g, (id, [1]))), n, |s| {
+                    [Some(s[0])]
+                })
+                .map(|(g, (_, rank, id, [c]))| (g, (rank, id, c)));
                 // count_total (non-zero counts), ranked by top_n
                 let candidates = ids
                     .count_total()
@@ -535,13 +543,13 @@ mod two_sums {
                     let sink = sink.clone();
                     let mut input = worker.dataflow::<Time, _, _>(|scope| {
                         let (input, items) = scope.new_collection();
-                        top_n_by_sums(items, n).inner.inspect(
-                            move |((g, (m, rank, id, s)), t, d)| {
+                        top_n_by_sums(items, n, |s| [Some(s[0]), Some(s[1])])
+                            .inner
+                            .inspect(move |((g, (m, rank, id, s)), t, d)| {
                                 sink.lock()
                                     .unwrap()
                                     .push(((*g, *m, *rank, *id, *s), *t, *d))
-                            },
-                        );
+                            });
                         input
                     });
                     if worker.index() == 0 {

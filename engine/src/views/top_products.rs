@@ -31,7 +31,7 @@ pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
     let sales: Coll<'s, (Scoped, (i64, [isize; 2]))> = global.concat(in_category);
 
     // the first N of each (slot, scope) by quantity and by revenue, ties by smaller product id
-    top_n_by_sums(sales, cfg.top_n).map(
+    top_n_by_sums(sales, cfg.top_n, |s| [Some(s[0]), Some(s[1])]).map(
         |(((window, start), category_id), (metric, rank, product_id, [qty, revenue]))| {
             ViewRow::TopProduct(TopProductRow {
                 window,

@@ -1,18 +1,20 @@
 //! `trending_products` (SPEC §4): per tumbling window, the top N products by quantity in the
 //! window minus quantity in the previous window, positive growth only. Reads `sales`, placed
 //! with their order's windows' retention: PrevOnly windows only lend their quantities to the
-//! next window.
+//! next window. Summed and ranked by one operator ([`super::top_n::top_n_by_sums`]), which
+//! holds one entry per (window, product).
 
-use super::shared::{next_start, Shared};
-use super::top_n::top_n;
+use super::shared::next_start;
+use super::top_n::top_n_by_sums;
 use super::{Coll, Inputs, ViewsConfig};
-use differential_dataflow::operators::CountTotal;
-use std::cmp::Reverse;
+use crate::facts::Retained;
 use view_store::{TrendingRow, ViewRow};
 
-pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // ((window, start, product), (quantity, prev_quantity)) summed in the diff: each item counts
-    // in its order's retained windows and as the previous window of the next one
+pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+    // ((window, start), (product, [quantity, prev_quantity, visible lines])): each item counts
+    // in its order's retained windows and as the previous window of the next one; a window's
+    // lines are Visible or PrevOnly together (the cutoff decides per window), so the third sum
+    // tells whether the window is shown
     let windows = cfg.windows.clone();
     let quantities = inputs
         .sales
@@ -22,24 +24,22 @@ pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) ->
             placed
                 .windows(&windows)
                 .into_iter()
-                .flat_map(move |(window, start, _)| {
-                    let mine = ((window, start, product), (qty, 0));
-                    let next = next_start(window, start).map(|n| ((window, n, product), (0, qty)));
+                .flat_map(move |(window, start, retained)| {
+                    let shown = isize::from(retained == Retained::Visible);
+                    let mine = ((window, start), (product, [qty, 0, shown]));
+                    let next =
+                        next_start(window, start).map(|n| ((window, n), (product, [0, qty, 0])));
                     std::iter::once(mine).chain(next)
                 })
-        })
-        .count_total();
+                .map(|update| (update, 1))
+        });
 
-    // products that grew, in Visible windows, as ranking candidates by growth
-    let growing = quantities
-        .flat_map(|((window, start, product), (qty, prev))| {
-            let growth = qty - prev;
-            (growth > 0).then_some(((window, start), (Reverse(growth), product, (qty, prev))))
-        })
-        .join_core(shared.visible.clone(), |key, cand, &()| Some((*key, *cand)));
-
-    // the first N per window
-    top_n(growing, cfg.top_n).map(|((window, start), (rank, product_id, (qty, prev)))| {
+    // the first N per shown window by growth (quantity minus the previous window's), positive
+    // growth only; a product that grew sold in the window, so the window holds a live order
+    top_n_by_sums(quantities, cfg.top_n, |&[qty, prev, shown]| {
+        [(shown > 0 && qty > prev).then_some(qty - prev)]
+    })
+    .map(|((window, start), (_, rank, product_id, [qty, prev, _]))| {
         ViewRow::Trending(TrendingRow {
             window,
             window_start: Some(start),
