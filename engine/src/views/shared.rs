@@ -1,6 +1,6 @@
 //! Collections and arrangements that several views read, built once per dataflow so that the
 //! views share their state (an order's items are arranged once, not once per view). The
-//! ranking operator every ranked view uses is [`super::top_n`].
+//! ranking operator of the ranked views is [`super::top_n::top_n_by_sums`].
 //!
 //! Owns only derived collections; it must not decide what a view shows (the view modules do).
 

@@ -1,34 +1,29 @@
-//! `top_n`: the first `n` candidates of every group, kept by an operator of its own instead of
-//! differential's `reduce`.
+//! `top_n_by_sums`: per group, ids ranked by scores derived from sums kept per (group, id),
+//! by an operator of its own instead of differential's `count_total` + `reduce`.
 //!
 //! Why not `reduce`: a reduce re-reads a key's whole input on every change of it, and the
 //! groups of the ranked views are large and busy (every product of a window; every partner of
 //! a popular product in also_bought, tens of thousands). Bucketing the groups into two levels
-//! of reduces bounded that, but under load every bucket is touched at every time, and the
-//! reduces were the largest cost of the engine (perf: ~20% of all CPU at 1M orders) and held
-//! three arranged copies of every candidate (the count, the first level's input and its
-//! output). Here each group is one ordered map from candidate to multiplicity; a time's
-//! changes to a group cost O(changes × log group + n), whatever the group's size.
+//! of reduces bounded that, but under load every bucket is touched at every time; the reduces
+//! were the largest cost of the engine (perf: ~20% of all CPU at 1M orders) and, with the
+//! count before them, held three arranged copies of every (group, id). Here each group is a
+//! hash map from id to its sums plus the current leaders of each ranking: one entry per id,
+//! and a time's changes to a group cost O(changes × n), whatever the group's size. A group is
+//! re-read only when a leader's score goes down or it leaves (an outsider may now rank before
+//! it): for counts and sales that is a cancelled or deleted order, which is rare.
 //!
-//! Semantics, identical to the reduce it replaces: a group's ranking is its candidates with a
-//! positive multiplicity, in their `Ord` order, each once, numbered 1..=n. The output changes
-//! only where a rank's occupant changed (consolidated per time, like a reduce's output).
+//! Semantics, identical to `count_total` + filter + ranking reduce: an id whose sums are all
+//! zero is absent; each ranking holds the ids with a score, by higher score then smaller id,
+//! numbered 1..=n. The output changes only where a rank's row changed (consolidated per time,
+//! like a reduce's output).
 //!
 //! Time: updates are held until the input frontier passes their time and then applied in time
 //! order, a time's updates consolidated first, so the output at time t is exactly the ranking
 //! of the input accumulated through t (the engine's times are totally ordered). Groups are
-//! exchanged by hash, so each worker ranks its share of groups, as the reduce did.
+//! exchanged by hash, so each worker ranks its share of groups, as a reduce would.
 //!
-//! [`top_n_by_sums`] is the same ranking for the common case of sums per (group, id) (also_bought:
-//! per product, its partners by the number of orders with both; top_products: per slot and
-//! scope, products by quantity and by revenue): it keeps each group's sums and its current
-//! leaders per metric, so it needs no count_total before it and holds one small map entry per
-//! id, and it only re-reads a group when a leader's sum goes down (a cancelled or deleted
-//! order), which is rare; increments, nearly every change, cost O(n).
-//!
-//! State is compacted as it goes: a candidate whose multiplicity (a count) reaches zero is
-//! removed, and an empty group with it. It owns no other state and must not know what the
-//! groups mean.
+//! State is compacted as it goes (an id at zero is removed, an empty group with it). It owns
+//! no other state and must not know what the groups mean.
 
 use super::{Coll, Time};
 use differential_dataflow::consolidation::consolidate;
@@ -40,58 +35,6 @@ use std::hash::Hash;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
-
-/// A ranking candidate: `(Reverse(score), id, payload)`; sorting ranks by higher score, then
-/// by smaller id.
-pub type Candidate<P> = (Reverse<isize>, i64, P);
-
-/// A ranked candidate: `(rank, id, payload)`, rank from 1.
-pub type Place<P> = (u32, i64, P);
-
-/// The first `n` candidates of every group, as `(group, (rank, id, payload))` with ranks 1..=n.
-pub fn top_n<'s, K, P>(candidates: Coll<'s, (K, Candidate<P>)>, n: usize) -> Coll<'s, (K, Place<P>)>
-where
-    K: ExchangeData + Hash + Eq,
-    P: ExchangeData,
-{
-    // group -> candidate -> multiplicity (never zero: zeros are removed)
-    let mut groups: HashMap<K, BTreeMap<Candidate<P>, isize>> = HashMap::default();
-    per_group("TopN", candidates, move |group, changes, emit| {
-        let ranking = match groups.get_mut(group) {
-            Some(r) => r,
-            None => groups.entry(group.clone()).or_default(),
-        };
-        // a change after the n-th leader (an unsold product's count moving) leaves the
-        // ranking as it is: skip cloning and comparing the leaders
-        let last = ranking
-            .iter()
-            .filter(|(_, m)| **m > 0)
-            .nth(n.saturating_sub(1));
-        let ranked = match last {
-            Some((last, _)) => changes.iter().any(|(c, _)| c <= last),
-            None => true,
-        };
-        let before = if ranked {
-            leaders(ranking, n)
-        } else {
-            Vec::new()
-        };
-        for (candidate, diff) in changes {
-            apply(ranking, candidate, *diff);
-        }
-        let after = if ranked {
-            leaders(ranking, n)
-        } else {
-            Vec::new()
-        };
-        if ranking.is_empty() {
-            groups.remove(group);
-        }
-        emit_changes(&before, &after, |rank, c: &Candidate<P>, diff| {
-            emit((rank, c.1, c.2.clone()), diff)
-        });
-    })
-}
 
 /// An id's place in one of [`top_n_by_sums`]' rankings: `(ranking, rank, id, sums)`, ranking
 /// the index of the score it ranks by, rank from 1.
@@ -105,7 +48,7 @@ pub type Scores<const M: usize, const R: usize> = fn(&[isize; M]) -> [Option<isi
 /// values))` with multiplicity d adds d × values to the id's sums; an id whose sums are all
 /// zero is not there (as with `count_total`). For each ranking r, the first `n` ids with a
 /// score r, by higher score then smaller id: `(group, (r, rank, id, sums))`. The same as
-/// `count_total`, a filter and one [`top_n`] per ranking over `(Reverse(score r), id, sums)`,
+/// `count_total`, a filter and one ranking reduce per ranking over `(Reverse(score r), id, sums)`,
 /// without their state: also_bought counts (one sum, a value of 1 per order), top_products
 /// sums quantity and revenue and ranks by each, trending ranks by quantity minus the previous
 /// window's quantity.
@@ -303,38 +246,6 @@ where
 /// A time's updates held until complete, with the capability to emit their changes at it.
 type Held<K, C> = (Capability<Time>, Vec<((K, C), isize)>);
 
-/// The first `n` candidates of a group (all of them have a positive multiplicity: see
-/// [`apply`]), cloned: the caller compares them across the group's changes.
-fn leaders<P: Clone + Ord>(ranking: &BTreeMap<Candidate<P>, isize>, n: usize) -> Vec<Candidate<P>> {
-    ranking
-        .iter()
-        .filter(|(_, m)| **m > 0)
-        .take(n)
-        .map(|(c, _)| c.clone())
-        .collect()
-}
-
-/// Adds `diff` to a candidate's multiplicity, removing it at zero. A negative multiplicity
-/// (a retraction before its insertion, which a consistent input never has) is kept, so the
-/// accumulation stays exact, but [`leaders`] never ranks it.
-fn apply<P: Clone + Ord>(
-    ranking: &mut BTreeMap<Candidate<P>, isize>,
-    candidate: &Candidate<P>,
-    diff: isize,
-) {
-    match ranking.get_mut(candidate) {
-        Some(m) => {
-            *m += diff;
-            if *m == 0 {
-                ranking.remove(candidate);
-            }
-        }
-        None => {
-            ranking.insert(candidate.clone(), diff);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,7 +312,7 @@ mod tests {
     }
 
     /// Runs both operators on `workers` workers and returns, per time, the accumulated
-    /// output of each (`top_n` fed count_total's counts, like also_bought was).
+    /// output of each (`top_n_by_sums` fed count_total's output).
     fn run(changes: &Changes, n: usize, workers: usize) -> Vec<(Out, Out)> {
         let outs: Arc<Mutex<Vec<Emitted>>> = Arc::default();
         let feed = changes.clone();
@@ -414,11 +325,14 @@ mod tests {
                     [Some(s[0])]
                 })
                 .map(|(g, (_, rank, id, [c]))| (g, (rank, id, c)));
-                // count_total (non-zero counts), ranked by top_n
-                let candidates = ids
-                    .count_total()
-                    .map(|((g, id), c)| (g, (Reverse(c), id, c)));
-                let ranked = top_n(candidates, n);
+                // count_total's output (the old count retracted, the new added) as the sums'
+                // input, as top_products reads shown_sales
+                let ranked = top_n_by_sums(
+                    ids.count_total().map(|((g, id), c)| (g, (id, [c]))),
+                    n,
+                    |s| [Some(s[0])],
+                )
+                .map(|(g, (_, rank, id, [c]))| (g, (rank, id, c)));
                 let s1 = sink.clone();
                 counted.inner.inspect(move |((g, (r, id, c)), t, d)| {
                     s1.lock().unwrap().push((0, (*g, *r, *id, *c), *t, *d))
@@ -467,7 +381,10 @@ mod tests {
                         g.0, w.0,
                         "top_n_by_sums, seed {seed}, time {t}, {workers} workers"
                     );
-                    assert_eq!(g.1, w.1, "top_n, seed {seed}, time {t}, {workers} workers");
+                    assert_eq!(
+                        g.1, w.1,
+                        "top_n_by_sums after count_total, seed {seed}, time {t}, {workers} workers"
+                    );
                 }
             }
         }
