@@ -184,8 +184,15 @@ impl<'de> Deserialize<'de> for Msg<'de> {
 }
 
 pub(super) fn parse_bytes(topic: Option<&str>, bytes: &[u8]) -> Result<Parsed, ParseError> {
-    let msg: Option<Msg> =
-        serde_json::from_slice(bytes).map_err(|e| ParseError::MalformedJson(e.to_string()))?;
+    // Parsing from `&str` validates UTF-8 once for the whole message; from a byte slice
+    // serde_json validates again every string and raw value it borrows, which cost more than the
+    // rest of the tokenizing. Invalid UTF-8 keeps the byte path, so what is accepted (e.g. bad
+    // bytes inside a skipped field) and every error message stay as they were.
+    let msg: Option<Msg> = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+    .map_err(|e| ParseError::MalformedJson(e.to_string()))?;
     let Some(mut msg) = msg else {
         return Ok(Parsed::Tombstone);
     };
