@@ -25,7 +25,11 @@ use crate::deadletter::DeadLetters;
 use crate::debezium::probe_tx_id;
 use crate::event::{Event, Parsed, TxMarker, TxStatus};
 use crate::types::{Change, Lsn, Micros, Position, Table, Transaction};
-use std::collections::{HashMap, HashSet, VecDeque};
+// foldhash (randomly seeded per process) instead of SipHash: every released transaction is
+// inserted into and later removed from `released_ids`, and SipHash showed in the reader
+// thread's profile. Already in the tree through differential-dataflow.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::collections::VecDeque;
 
 /// Whether transaction markers decide the grouping.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
