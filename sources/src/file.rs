@@ -155,6 +155,12 @@ impl std::fmt::Display for At<'_> {
     }
 }
 
+/// Why line handling stopped early.
+enum Flow {
+    Go,
+    Stop,
+}
+
 fn read_lines(
     path: &Path,
     dl: &DeadLetters,
@@ -169,24 +175,88 @@ fn read_lines(
     };
     let file = std::fs::File::open(path).map_err(io_err)?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let mut asm = TxAssembler::new(group);
-    let name = path.display().to_string();
-    let mut line = Vec::with_capacity(4096);
-    let mut line_no = 0u64;
+    let mut lines = Lines {
+        dl,
+        asm: TxAssembler::new(group),
+        name: path.display().to_string(),
+        line_no: 0,
+        stats,
+        stopping,
+        send,
+    };
+    // Lines are handled where they lie in the read buffer; only a line cut by the buffer's end
+    // is copied (into `partial`), instead of copying every line out as `read_until` did.
+    let mut partial: Vec<u8> = Vec::new();
     loop {
-        line.clear();
-        let n = reader.read_until(b'\n', &mut line).map_err(io_err)?;
-        if n == 0 {
+        let buf = reader.fill_buf().map_err(io_err)?;
+        if buf.is_empty() {
             break;
         }
-        line_no += 1;
-        stats.lines = line_no;
+        let len = buf.len();
+        let mut start = 0;
+        if !partial.is_empty() {
+            match memchr::memchr(b'\n', buf) {
+                Some(i) => {
+                    partial.extend_from_slice(&buf[..=i]);
+                    start = i + 1;
+                    if let Flow::Stop = lines.line(&partial) {
+                        return Ok(());
+                    }
+                    partial.clear();
+                }
+                None => {
+                    partial.extend_from_slice(buf);
+                    reader.consume(len);
+                    continue;
+                }
+            }
+        }
+        let base = start;
+        for i in memchr::memchr_iter(b'\n', &buf[base..]) {
+            let end = base + i + 1;
+            if let Flow::Stop = lines.line(&buf[start..end]) {
+                return Ok(());
+            }
+            start = end;
+        }
+        partial.extend_from_slice(&buf[start..]);
+        reader.consume(len);
+    }
+    // The last line may lack its newline.
+    if !partial.is_empty() {
+        if let Flow::Stop = lines.line(&partial) {
+            return Ok(());
+        }
+    }
+    lines.asm.flush();
+    lines.drain();
+    Ok(())
+}
+
+/// Per-line state of [`read_lines`].
+struct Lines<'a> {
+    dl: &'a DeadLetters,
+    asm: TxAssembler,
+    name: String,
+    line_no: u64,
+    stats: &'a mut FileStats,
+    stopping: &'a mut dyn FnMut() -> bool,
+    send: &'a mut dyn FnMut(Transaction) -> bool,
+}
+
+impl Lines<'_> {
+    /// One line, with or without its newline.
+    fn line(&mut self, line: &[u8]) -> Flow {
+        self.line_no += 1;
+        let line_no = self.line_no;
+        self.stats.lines = line_no;
         let text = line.trim_ascii();
         if text.is_empty() {
-            continue;
+            return Flow::Go;
         }
+        let (dl, asm) = (self.dl, &mut self.asm);
         let position = Position::FileLine(line_no);
-        let at = At(&name, line_no);
+        let at = At(&self.name, line_no);
         let parsed = if is_framed(text) {
             match serde_json::from_slice::<Framed>(text) {
                 Ok(f) => {
@@ -220,25 +290,95 @@ fn read_lines(
             asm.push_message(dl, at, None, Some(text), position)
         };
         if !parsed {
-            stats.dead_letters += 1;
+            self.stats.dead_letters += 1;
         }
-        stats.events = asm.stats().events;
-        while let Some(tx) = asm.pop() {
-            stats.transactions += 1;
-            if !send(tx) {
-                return Ok(());
+        self.stats.events = self.asm.stats().events;
+        if let Flow::Stop = self.drain() {
+            return Flow::Stop;
+        }
+        if line_no.is_multiple_of(1024) && (self.stopping)() {
+            return Flow::Stop;
+        }
+        Flow::Go
+    }
+
+    /// Sends what the assembler released.
+    fn drain(&mut self) -> Flow {
+        while let Some(tx) = self.asm.pop() {
+            self.stats.transactions += 1;
+            if !(self.send)(tx) {
+                return Flow::Stop;
             }
         }
-        if line_no.is_multiple_of(1024) && stopping() {
-            return Ok(());
-        }
+        Flow::Go
     }
-    asm.flush();
-    while let Some(tx) = asm.pop() {
-        stats.transactions += 1;
-        if !send(tx) {
-            return Ok(());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{ChangeKind, Row};
+
+    /// Lines cut by the 1 MiB read buffer, a line longer than the buffer, CRLF, blank lines and
+    /// a last line without its newline all come out as the same lines `split` finds.
+    #[test]
+    fn lines_across_buffer_boundaries() {
+        let order = |id: u64| {
+            format!(
+                r#"{{"before":null,"after":{{"order_id":{id},"order_date":"2024-01-01T00:00:00Z","total_price":"1.50","status":"pending","customer_id":1,"payment_id":null,"shipment_id":null}},"source":{{"table":"orders","txId":{id},"lsn":{id}}},"op":"c"}}"#
+            )
+        };
+        let mut text = String::new();
+        let mut ids = Vec::new();
+        let mut lines = 0u64;
+        let mut long_line = 0;
+        for id in 1..=9000u64 {
+            ids.push(id);
+            text.push_str(&order(id));
+            // Vary the line lengths so the buffer's end falls at many offsets within a line.
+            text.push_str(&" ".repeat((id % 7) as usize));
+            text.push_str(if id % 3 == 0 { "\r\n" } else { "\n" });
+            lines += 1;
+            if id % 1000 == 0 {
+                text.push('\n');
+                lines += 1;
+            }
+            if id == 4000 {
+                // Longer than the read buffer: a dead letter on its own line.
+                text.push('{');
+                text.push_str(&"x".repeat(1_300_000));
+                text.push('\n');
+                lines += 1;
+                long_line = lines;
+            }
         }
+        ids.push(9001);
+        text.push_str(&order(9001));
+        lines += 1;
+        let path =
+            std::env::temp_dir().join(format!("shopstream-lines-{}.jsonl", std::process::id()));
+        std::fs::write(&path, &text).unwrap();
+        let dl = DeadLetters::in_memory(10);
+        let read = read_file_with(&path, &dl, GroupConfig::default());
+        let _ = std::fs::remove_file(&path);
+        let (txs, stats) = read.unwrap();
+        assert_eq!(stats.lines, lines);
+        assert_eq!(stats.events, ids.len() as u64);
+        assert_eq!(stats.dead_letters, 1);
+        let got: Vec<u64> = txs
+            .iter()
+            .flat_map(|t| &t.changes)
+            .map(|c| match &c.kind {
+                ChangeKind::Upsert {
+                    row: Row::Order(o), ..
+                } => o.order_id as u64,
+                other => panic!("unexpected change {other:?}"),
+            })
+            .collect();
+        assert_eq!(got, ids);
+        let dead = dl.recent(10);
+        assert_eq!(dead.len(), 1);
+        let at = format!(":{long_line}");
+        assert!(dead[0].position.ends_with(&at), "{:?}", dead[0].position);
     }
-    Ok(())
 }
