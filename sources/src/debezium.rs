@@ -5,19 +5,22 @@
 //! not group transactions (that is [`crate::group`]), keep state across messages (except a small
 //! per-thread cache of parsed schema blocks) or trust `before` beyond a delete's key.
 //!
-//! Performance: one pass of `serde_json` over the message into borrowed structs; column values
-//! stay raw JSON text (`&RawValue`) until the table decoder converts them, so no
-//! `serde_json::Value` tree is ever built. The `schema` block is parsed only when a column needs
+//! Performance: one pass over the message into borrowed structs — a hand-written scanner for
+//! the shapes Debezium writes (`scan.rs`), `serde_json` for anything it is unsure of, which
+//! alone decides what else is accepted and how errors read; column values stay raw JSON text
+//! ([`Raw`]) until the table decoder converts them, so no `serde_json::Value` tree is ever
+//! built. The `schema` block is parsed only when a column needs
 //! it (a precise decimal or an epoch timestamp), and then cached per thread by its text.
 
 mod envelope;
 mod rows;
+mod scan;
 mod schema;
 
 use crate::event::Parsed;
 use crate::types::Table;
 
-pub use envelope::RawRow;
+pub use envelope::{Raw, RawRow};
 pub use rows::{decode_money, decode_row_json};
 
 /// Larger messages are dead-lettered without parsing: a row of our schema is a few KiB at most.

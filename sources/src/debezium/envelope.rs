@@ -38,16 +38,34 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     }
 }
 
+/// A JSON value's exact text (what [`RawValue::get`] gives), borrowed from the message. Both
+/// parsers produce it: serde_json through `&RawValue`, the fast scanner (`scan.rs`) directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raw<'a>(pub(crate) &'a str);
+
+impl<'a> Raw<'a> {
+    /// The value's JSON text.
+    pub fn get(self) -> &'a str {
+        self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Raw<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'de RawValue>::deserialize(d).map(|r| Raw(r.get()))
+    }
+}
+
 /// A JSON object's members as raw text, in input order: a row image before the table decoder
 /// turns it into typed columns. Lookups scan linearly — rows have ≤ 16 columns.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct RawRow<'a> {
-    cols: Vec<(Str<'a>, &'a RawValue)>,
+    pub(super) cols: Vec<(Str<'a>, Raw<'a>)>,
 }
 
 impl<'a> RawRow<'a> {
     /// The raw JSON text of a member, `None` when absent.
-    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+    pub fn get(&self, name: &str) -> Option<Raw<'a>> {
         self.cols.iter().find(|(k, _)| k.0 == name).map(|(_, v)| *v)
     }
 
@@ -79,7 +97,7 @@ impl<'de> Visitor<'de> for RowVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut cols = Vec::with_capacity(map.size_hint().unwrap_or(12));
         while let Some(k) = map.next_key::<Str<'de>>()? {
-            let v: &'de RawValue = map.next_value()?;
+            let v: Raw<'de> = map.next_value()?;
             cols.push((k, v));
         }
         Ok(RawRow { cols })
@@ -94,42 +112,42 @@ impl<'de> Deserialize<'de> for RawRow<'de> {
 
 /// `source` block fields we use; the rest (`version`, `connector`, `sequence`, `ts_us`, …) is
 /// skipped without being materialised.
-#[derive(Deserialize, Default)]
-struct Source<'a> {
+#[derive(Deserialize, Default, Debug, PartialEq)]
+pub(super) struct Source<'a> {
     #[serde(borrow)]
-    table: Option<Str<'a>>,
+    pub(super) table: Option<Str<'a>>,
     #[serde(borrow)]
-    lsn: Option<&'a RawValue>,
+    pub(super) lsn: Option<Raw<'a>>,
     #[serde(rename = "txId", borrow)]
-    tx_id: Option<&'a RawValue>,
+    pub(super) tx_id: Option<Raw<'a>>,
     #[serde(borrow)]
-    ts_ms: Option<&'a RawValue>,
+    pub(super) ts_ms: Option<Raw<'a>>,
     #[serde(borrow)]
-    snapshot: Option<&'a RawValue>,
+    pub(super) snapshot: Option<Raw<'a>>,
 }
 
-#[derive(Deserialize)]
-struct TxBlockRaw<'a> {
+#[derive(Deserialize, Debug, PartialEq)]
+pub(super) struct TxBlockRaw<'a> {
     #[serde(borrow)]
-    id: Str<'a>,
-    total_order: Option<u64>,
-    data_collection_order: Option<u64>,
+    pub(super) id: Str<'a>,
+    pub(super) total_order: Option<u64>,
+    pub(super) data_collection_order: Option<u64>,
 }
 
 /// One record, split in a single pass. `extras` holds every member that is not an envelope
 /// field: the columns of a flattened row, the `__*` metadata, or a transaction marker's fields.
-#[derive(Default)]
-struct Msg<'a> {
-    schema: Option<&'a RawValue>,
+#[derive(Default, Debug, PartialEq)]
+pub(super) struct Msg<'a> {
+    pub(super) schema: Option<Raw<'a>>,
     /// `Some(None)` is `"payload": null` (a tombstone in wrapped form).
-    payload: Option<Option<Box<Msg<'a>>>>,
-    before: Option<&'a RawValue>,
-    after: Option<RawRow<'a>>,
-    has_envelope_key: bool,
-    source: Option<Source<'a>>,
-    op: Option<Str<'a>>,
-    transaction: Option<TxBlockRaw<'a>>,
-    extras: RawRow<'a>,
+    pub(super) payload: Option<Option<Box<Msg<'a>>>>,
+    pub(super) before: Option<Raw<'a>>,
+    pub(super) after: Option<RawRow<'a>>,
+    pub(super) has_envelope_key: bool,
+    pub(super) source: Option<Source<'a>>,
+    pub(super) op: Option<Str<'a>>,
+    pub(super) transaction: Option<TxBlockRaw<'a>>,
+    pub(super) extras: RawRow<'a>,
 }
 
 struct MsgVisitor;
@@ -147,7 +165,7 @@ impl<'de> Visitor<'de> for MsgVisitor {
                 "payload" => m.payload = Some(map.next_value::<Option<Msg<'de>>>()?.map(Box::new)),
                 "before" => {
                     m.has_envelope_key = true;
-                    m.before = map.next_value::<Option<&'de RawValue>>()?;
+                    m.before = map.next_value::<Option<Raw<'de>>>()?;
                 }
                 "after" => {
                     m.has_envelope_key = true;
@@ -168,7 +186,7 @@ impl<'de> Visitor<'de> for MsgVisitor {
                     map.next_value::<IgnoredAny>()?;
                 }
                 _ => {
-                    let v: &'de RawValue = map.next_value()?;
+                    let v: Raw<'de> = map.next_value()?;
                     m.extras.cols.push((k, v));
                 }
             }
@@ -188,8 +206,14 @@ pub(super) fn parse_bytes(topic: Option<&str>, bytes: &[u8]) -> Result<Parsed, P
     // serde_json validates again every string and raw value it borrows, which cost more than the
     // rest of the tokenizing. Invalid UTF-8 keeps the byte path, so what is accepted (e.g. bad
     // bytes inside a skipped field) and every error message stay as they were.
+    //
+    // The hand-written scanner takes the common shapes; whatever it is unsure of goes to
+    // serde_json, which alone decides what else is accepted and how errors read.
     let msg: Option<Msg> = match std::str::from_utf8(bytes) {
-        Ok(text) => serde_json::from_str(text),
+        Ok(text) => match super::scan::message(text) {
+            Some(msg) => Ok(msg),
+            None => serde_json::from_str(text),
+        },
         Err(_) => serde_json::from_slice(bytes),
     }
     .map_err(|e| ParseError::MalformedJson(e.to_string()))?;
@@ -297,7 +321,7 @@ fn parse_op(op: &str) -> Result<Op, ParseError> {
 }
 
 /// A metadata number (`lsn`, `txId`, `ts_ms`): a JSON number, `null`, or — leniently — a string.
-fn meta_u64(raw: Option<&RawValue>, what: &str) -> Result<Option<u64>, ParseError> {
+fn meta_u64(raw: Option<Raw>, what: &str) -> Result<Option<u64>, ParseError> {
     let Some(raw) = raw else { return Ok(None) };
     let t = raw.get();
     if t == "null" {
@@ -313,7 +337,7 @@ fn meta_u64(raw: Option<&RawValue>, what: &str) -> Result<Option<u64>, ParseErro
         })
 }
 
-fn meta_lsn(raw: Option<&RawValue>, what: &str) -> Result<Option<Lsn>, ParseError> {
+fn meta_lsn(raw: Option<Raw>, what: &str) -> Result<Option<Lsn>, ParseError> {
     let Some(raw) = raw else { return Ok(None) };
     let t = raw.get();
     if t == "null" {
@@ -330,12 +354,12 @@ fn meta_lsn(raw: Option<&RawValue>, what: &str) -> Result<Option<Lsn>, ParseErro
         })
 }
 
-fn meta_i64(raw: Option<&RawValue>) -> Option<i64> {
+fn meta_i64(raw: Option<Raw>) -> Option<i64> {
     raw.and_then(|r| r.get().trim_matches('"').parse().ok())
 }
 
 /// `snapshot` is `"true"`, `"last"`, `"first"`, `"incremental"`, a boolean, or `"false"`.
-fn meta_snapshot(raw: Option<&RawValue>) -> bool {
+fn meta_snapshot(raw: Option<Raw>) -> bool {
     match raw.map(|r| r.get()) {
         None | Some("null" | "false" | "\"false\"") => false,
         Some(_) => true,
@@ -356,11 +380,7 @@ fn resolve_table(named: Option<&str>, topic: Option<&str>) -> Result<Table, Pars
     }
 }
 
-fn parse_envelope(
-    topic: Option<&str>,
-    msg: Msg,
-    schema: Option<&RawValue>,
-) -> Result<Event, ParseError> {
+fn parse_envelope(topic: Option<&str>, msg: Msg, schema: Option<Raw>) -> Result<Event, ParseError> {
     let op_text = msg
         .op
         .as_ref()
@@ -416,7 +436,7 @@ fn parse_envelope(
 fn parse_flattened(
     topic: Option<&str>,
     msg: Msg,
-    schema: Option<&RawValue>,
+    schema: Option<Raw>,
 ) -> Result<Event, ParseError> {
     let row = &msg.extras;
     let first = |a: &str, b: &str| row.get(a).or_else(|| row.get(b));

@@ -5,25 +5,24 @@
 //! placeholder sets its bit and gets a placeholder value (`None`, `0`, empty string); the engine
 //! keeps the stored value for it.
 
-use super::envelope::{clip, RawRow, Str};
+use super::envelope::{clip, Raw, RawRow, Str};
 use super::schema::{self, ColKind, SchemaInfo};
 use super::{ParseError, UNAVAILABLE_VALUE};
 use crate::decimal::{money_from_base64, money_from_unscaled, unscaled_from_be};
 use crate::types::*;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::rc::Rc;
 use std::str::FromStr;
 
 /// Per-message decoding context: the table and the (lazily parsed) schema block.
 pub(crate) struct Ctx<'a> {
     table: Table,
-    schema: Option<&'a RawValue>,
+    schema: Option<Raw<'a>>,
     info: Option<Rc<SchemaInfo>>,
 }
 
 impl<'a> Ctx<'a> {
-    pub(crate) fn new(table: Table, schema: Option<&'a RawValue>) -> Ctx<'a> {
+    pub(crate) fn new(table: Table, schema: Option<Raw<'a>>) -> Ctx<'a> {
         Ctx {
             table,
             schema,

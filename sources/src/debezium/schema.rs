@@ -2,8 +2,8 @@
 //! and timestamp encoding. Parsed lazily and cached per thread by the block's exact text
 //! (one topic sends the same schema text with every record).
 
+use super::envelope::Raw;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -56,7 +56,7 @@ struct Node<'a> {
 #[derive(Deserialize)]
 struct Params<'a> {
     #[serde(borrow, default)]
-    scale: Option<&'a RawValue>,
+    scale: Option<Raw<'a>>,
 }
 
 fn kind_of(n: &Node) -> ColKind {
@@ -116,7 +116,7 @@ thread_local! {
 }
 
 /// The column kinds of a schema block, from the per-thread cache when seen before.
-pub(crate) fn info(schema: &RawValue) -> Rc<SchemaInfo> {
+pub(crate) fn info(schema: Raw) -> Rc<SchemaInfo> {
     let text = schema.get();
     CACHE.with(|c| {
         let mut c = c.borrow_mut();

@@ -1,0 +1,600 @@
+//! A fast path for splitting a message into [`Msg`]: one hand-written pass over the text for
+//! the shapes Debezium writes. serde_json's generic machinery (a visitor call, a field
+//! identifier and an escape scan per key, `Option` and `RawValue` plumbing per value) cost
+//! several times the bytes' worth on our ~300-byte messages.
+//!
+//! It is strictly a subset of the serde path: it accepts only input that serde_json accepts,
+//! and builds the very same [`Msg`]. Anything it is not sure about — an escape in a key or a
+//! typed string, a duplicated `source`/`transaction` field, a wrong type, deep nesting, any
+//! syntax error — makes it give up (`None`), and the caller parses with serde_json, which then
+//! decides acceptance and words every error exactly as before. The unit tests check the subset
+//! property on valid and mutated messages.
+
+use super::envelope::{Msg, Raw, RawRow, Source, Str, TxBlockRaw};
+use std::borrow::Cow;
+
+/// Payload wrappers nest at most this deep on the fast path (Debezium nests one).
+const MAX_MSG_DEPTH: u32 = 4;
+/// Arrays and objects inside a raw value nest at most this deep on the fast path.
+const MAX_VALUE_DEPTH: u32 = 64;
+
+/// `Some(None)` for the JSON text `null`, `Some(Some(msg))` for a message object, `None` when
+/// the serde path must decide.
+pub(super) fn message(text: &str) -> Option<Option<Msg<'_>>> {
+    let mut s = Scan {
+        s: text,
+        b: text.as_bytes(),
+        i: 0,
+    };
+    s.ws();
+    let msg = if s.null() { None } else { Some(s.msg(0)?) };
+    s.ws();
+    if s.i != s.b.len() {
+        return None;
+    }
+    Some(msg)
+}
+
+/// Bytes that end a string's plain run: the quote, a backslash, control characters.
+const STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = true;
+        c += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+struct Scan<'a> {
+    s: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    /// serde_json's whitespace: space, tab, newline, carriage return.
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        if self.peek()? == c {
+            self.i += 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    fn word(&mut self, w: &[u8]) -> Option<()> {
+        if self.b.get(self.i..self.i + w.len())? == w {
+            self.i += w.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// Consumes `null` when it is next.
+    fn null(&mut self) -> bool {
+        self.word(b"null").is_some()
+    }
+
+    /// After a member: `,` (then the next key) or the closing `}`. `Some(true)` to go on.
+    fn next_member(&mut self) -> Option<bool> {
+        self.ws();
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                self.ws();
+                Some(true)
+            }
+            b'}' => {
+                self.i += 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    /// `{` then whitespace; `Some(false)` for an empty object (consumed).
+    fn open_object(&mut self) -> Option<bool> {
+        self.eat(b'{')?;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(false);
+        }
+        Some(true)
+    }
+
+    /// A string without escapes or control characters: its content. Anything else gives up
+    /// (serde_json would unescape into an owned string or fail).
+    fn plain_str(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        self.i += self
+            .b
+            .get(start..)?
+            .iter()
+            .position(|&c| STOP[c as usize])?;
+        if self.b[self.i] != b'"' {
+            return None;
+        }
+        // Quotes are ASCII, so both ends are char boundaries of the (valid UTF-8) text.
+        let out = self.s.get(start..self.i)?;
+        self.i += 1;
+        Some(out)
+    }
+
+    /// A key and its colon.
+    fn key(&mut self) -> Option<&'a str> {
+        let k = self.plain_str()?;
+        self.ws();
+        self.eat(b':')?;
+        self.ws();
+        Some(k)
+    }
+
+    /// Skips a string as serde_json's `ignore_str` does: escapes are checked for form only.
+    fn skip_str(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            self.i += self
+                .b
+                .get(self.i..)?
+                .iter()
+                .position(|&c| STOP[c as usize])?;
+            let c = self.b[self.i];
+            self.i += 1;
+            match c {
+                b'"' => return Some(()),
+                b'\\' => match *self.b.get(self.i)? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
+                    b'u' => {
+                        let hex = self.b.get(self.i + 1..self.i + 5)?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            return None;
+                        }
+                        self.i += 5;
+                    }
+                    _ => return None,
+                },
+                0..=0x1f => return None,
+                _ => {}
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let rest = self.b.get(self.i..).unwrap_or_default();
+        let n = rest
+            .iter()
+            .position(|c| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        self.i += n;
+        n
+    }
+
+    /// A number by JSON's grammar (serde_json's `ignore_integer`/`_decimal`/`_exponent`).
+    fn skip_number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => {
+                self.i += 1;
+                if let Some(b'0'..=b'9') = self.peek() {
+                    return None;
+                }
+            }
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    /// Skips any JSON value.
+    fn skip_value(&mut self, depth: u32) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_str(),
+            b'n' => self.word(b"null"),
+            b't' => self.word(b"true"),
+            b'f' => self.word(b"false"),
+            b'-' | b'0'..=b'9' => self.skip_number(),
+            b'{' => {
+                if depth >= MAX_VALUE_DEPTH {
+                    return None;
+                }
+                if !self.open_object()? {
+                    return Some(());
+                }
+                loop {
+                    self.skip_str()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    self.ws();
+                    self.skip_value(depth + 1)?;
+                    if !self.next_member()? {
+                        return Some(());
+                    }
+                }
+            }
+            b'[' => {
+                if depth >= MAX_VALUE_DEPTH {
+                    return None;
+                }
+                self.i += 1;
+                self.ws();
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.skip_value(depth + 1)?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            self.ws();
+                        }
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Any value's text.
+    fn raw(&mut self) -> Option<Raw<'a>> {
+        let start = self.i;
+        self.skip_value(0)?;
+        Some(Raw(self.s.get(start..self.i)?))
+    }
+
+    /// `Option<Raw>` as serde reads it: `null` is `None`.
+    fn opt_raw(&mut self) -> Option<Option<Raw<'a>>> {
+        if self.null() {
+            return Some(None);
+        }
+        self.raw().map(Some)
+    }
+
+    fn opt_str(&mut self) -> Option<Option<Str<'a>>> {
+        if self.null() {
+            return Some(None);
+        }
+        Some(Some(Str(Cow::Borrowed(self.plain_str()?))))
+    }
+
+    /// `Option<u64>`: `null` or a plain non-negative integer that fits (serde_json refuses a
+    /// sign, fraction, exponent or overflow for a `u64`; those go the serde way).
+    fn opt_u64(&mut self) -> Option<Option<u64>> {
+        if self.null() {
+            return Some(None);
+        }
+        let start = self.i;
+        let n = self.digits();
+        if n == 0 || (n > 1 && self.b[start] == b'0') {
+            return None;
+        }
+        if let Some(b'.' | b'e' | b'E') = self.peek() {
+            return None;
+        }
+        let mut v = 0u64;
+        for &d in &self.b[start..self.i] {
+            v = v.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        }
+        Some(Some(v))
+    }
+
+    /// A row image: members in order, duplicates kept (as `RowVisitor` does).
+    fn row(&mut self) -> Option<RawRow<'a>> {
+        let mut row = RawRow {
+            cols: Vec::with_capacity(12),
+        };
+        if !self.open_object()? {
+            return Some(row);
+        }
+        loop {
+            let k = self.key()?;
+            let v = self.raw()?;
+            row.cols.push((Str(Cow::Borrowed(k)), v));
+            if !self.next_member()? {
+                return Some(row);
+            }
+        }
+    }
+
+    /// The `source` block; a repeated known field is a serde error, so it gives up.
+    fn source(&mut self) -> Option<Source<'a>> {
+        let mut src = Source::default();
+        if !self.open_object()? {
+            return Some(src);
+        }
+        let mut seen = [false; 5];
+        loop {
+            let k = self.key()?;
+            let field = match k {
+                "table" => 0,
+                "lsn" => 1,
+                "txId" => 2,
+                "ts_ms" => 3,
+                "snapshot" => 4,
+                _ => usize::MAX,
+            };
+            if field != usize::MAX {
+                if seen[field] {
+                    return None;
+                }
+                seen[field] = true;
+            }
+            match field {
+                0 => src.table = self.opt_str()?,
+                1 => src.lsn = self.opt_raw()?,
+                2 => src.tx_id = self.opt_raw()?,
+                3 => src.ts_ms = self.opt_raw()?,
+                4 => src.snapshot = self.opt_raw()?,
+                _ => self.skip_value(0)?,
+            }
+            if !self.next_member()? {
+                return Some(src);
+            }
+        }
+    }
+
+    /// The `transaction` block; `id` is required.
+    fn tx_block(&mut self) -> Option<TxBlockRaw<'a>> {
+        let mut id = None;
+        let mut total_order = None;
+        let mut data_collection_order = None;
+        if self.open_object()? {
+            loop {
+                match self.key()? {
+                    "id" => {
+                        if id.is_some() {
+                            return None;
+                        }
+                        id = Some(Str(Cow::Borrowed(self.plain_str()?)));
+                    }
+                    "total_order" => {
+                        if total_order.is_some() {
+                            return None;
+                        }
+                        total_order = Some(self.opt_u64()?);
+                    }
+                    "data_collection_order" => {
+                        if data_collection_order.is_some() {
+                            return None;
+                        }
+                        data_collection_order = Some(self.opt_u64()?);
+                    }
+                    _ => self.skip_value(0)?,
+                }
+                if !self.next_member()? {
+                    break;
+                }
+            }
+        }
+        Some(TxBlockRaw {
+            id: id?,
+            total_order: total_order.flatten(),
+            data_collection_order: data_collection_order.flatten(),
+        })
+    }
+
+    /// One message object, member by member as `MsgVisitor` takes them (later duplicates win).
+    fn msg(&mut self, depth: u32) -> Option<Msg<'a>> {
+        if depth >= MAX_MSG_DEPTH {
+            return None;
+        }
+        let mut m = Msg::default();
+        if !self.open_object()? {
+            return Some(m);
+        }
+        loop {
+            let k = self.key()?;
+            match k {
+                "schema" => m.schema = Some(self.raw()?),
+                "payload" => {
+                    m.payload = Some(if self.null() {
+                        None
+                    } else {
+                        Some(Box::new(self.msg(depth + 1)?))
+                    });
+                }
+                "before" => {
+                    m.has_envelope_key = true;
+                    m.before = self.opt_raw()?;
+                }
+                "after" => {
+                    m.has_envelope_key = true;
+                    m.after = if self.null() { None } else { Some(self.row()?) };
+                }
+                "source" => {
+                    m.has_envelope_key = true;
+                    m.source = if self.null() {
+                        None
+                    } else {
+                        Some(self.source()?)
+                    };
+                }
+                "op" => {
+                    m.has_envelope_key = true;
+                    m.op = self.opt_str()?;
+                }
+                "transaction" => {
+                    m.transaction = if self.null() {
+                        None
+                    } else {
+                        Some(self.tx_block()?)
+                    };
+                }
+                "ts_ms" | "ts_us" | "ts_ns" => self.skip_value(0)?,
+                _ => {
+                    let v = self.raw()?;
+                    m.extras.cols.push((Str(Cow::Borrowed(k)), v));
+                }
+            }
+            if !self.next_member()? {
+                return Some(m);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The subset property: whatever the fast path accepts, serde_json accepts too, into the
+    /// same [`Msg`].
+    fn check(text: &str) {
+        if let Some(fast) = message(text) {
+            match serde_json::from_str::<Option<Msg>>(text) {
+                Ok(slow) => assert_eq!(fast, slow, "{text}"),
+                Err(e) => panic!("fast path accepted what serde_json refuses ({e}): {text}"),
+            }
+        }
+    }
+
+    /// Messages the fast path must take (and agree with serde_json on).
+    fn corpus() -> Vec<String> {
+        let mut v: Vec<String> = [
+            r#"{"before":null,"after":{"order_id":7,"order_date":"2026-01-01T00:00:00.020000Z","total_price":"1234.50","status":"pending","customer_id":42,"payment_id":null,"shipment_id":null},"source":{"version":"2.7.0.Final","connector":"postgresql","name":"ecommerce-cdc","ts_ms":0,"snapshot":"false","db":"shop","schema":"public","table":"orders","txId":501,"lsn":1002},"op":"c","ts_ms":0}"#,
+            r#"{"before":null,"after":{"order_id":1,"order_date":"2026-11-25T10:01:00.000001Z","total_price":150037.2,"status":"confirmed","customer_id":2,"payment_id":8,"shipment_id":null},"source":{"version":"2.7.3.Final","connector":"postgresql","name":"ecommerce-cdc","ts_ms":1764064800001,"snapshot":"false","db":"shop","sequence":"[\"30000100\",\"30000156\"]","ts_us":1764064800000000,"ts_ns":1764064800000000000,"schema":"public","table":"orders","txId":800,"lsn":30000156,"xmin":null},"op":"c","ts_ms":1764064800123,"ts_us":1764064800123456,"ts_ns":1764064800123456789,"transaction":{"id":"800:30000100","total_order":1,"data_collection_order":1}}"#,
+            r#"{"schema":{"type":"struct","fields":[{"type":"struct","fields":[{"type":"bytes","optional":false,"name":"org.apache.kafka.connect.data.Decimal","version":1,"parameters":{"scale":"2","connect.decimal.precision":"14"},"field":"total_price"}],"optional":true,"field":"after"}],"optional":false},"payload":{"before":null,"after":{"order_id":3,"total_price":"AJiW"},"source":{"table":"orders","lsn":"16/B374D848","txId":"5","snapshot":true},"op":"r"}}"#,
+            r#"{"schema":{"type":"struct"},"payload":null}"#,
+            r#"{"order_item_id":10,"order_id":1,"product_id":2,"quantity":3,"price":"A5lh","__op":"c","__lsn":3,"__deleted":"false","__source_txId":1,"__table":"order_items"}"#,
+            r#"{"status":"BEGIN","id":"571:53195832","event_count":null,"data_collections":null,"ts_ms":1486500577125}"#,
+            r#"{"status":"END","id":"571:53195832","event_count":2,"data_collections":[{"data_collection":"public.orders","event_count":1},{"data_collection":"public.order_items","event_count":1}],"ts_ms":1486500577691}"#,
+            r#"{"before":{"order_id":9},"after":null,"source":{"table":"orders","txId":12,"lsn":99},"op":"d","ts_ms":0,"transaction":{"id":"12:99","total_order":18446744073709551615,"data_collection_order":null,"extra":[1,{"a":[]}]}}"#,
+            r#"null"#,
+            " \t\r\n{ \"before\" : null , \"after\" : { \"a\" : [ 1 , -0 , 0.5 , 1e3 , -1.25E-2 , 2E+7 , true , false , null , { } , [ ] ] } , \"op\" : \"u\" } \n",
+            r#"{"after":{"name":"名前 \"quoted\" \\ \/ \b\f\n\r\t \u00e9\uD83D\uDE00","x":"\u0000"},"op":"c","source":{"table":"customers"}}"#,
+            r#"{"after":{"a":1},"after":{"b":2},"op":"c","op":"u","source":null,"source":{"table":"carts"},"payload":{"x":1}}"#,
+            r#"{"payload":{"payload":{"after":{"cart_id":1},"op":"c"}}}"#,
+            r#"{}"#,
+            r#"{"transaction":null,"schema":null,"before":"text","extra":{"deep":[[[[{"k":"v"}]]]]}}"#,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Real connector output, where the shared fixtures are present.
+        if let Ok(dir) = std::fs::read_dir("/work/shared/fixtures/debezium") {
+            for e in dir.flatten() {
+                if e.path().extension().is_some_and(|x| x == "json") {
+                    if let Ok(t) = std::fs::read_to_string(e.path()) {
+                        v.push(t);
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn fast_path_takes_the_corpus_and_agrees_with_serde() {
+        for text in corpus() {
+            assert!(message(&text).is_some(), "fast path gave up on {text}");
+            check(&text);
+        }
+    }
+
+    #[test]
+    fn fast_path_gives_up_where_serde_must_decide() {
+        for text in [
+            r#"{"af\u0074er":{"a":1}}"#,
+            r#"{"after":{"\u0061":1}}"#,
+            r#"{"op":"\u0063"}"#,
+            r#"{"source":{"table":"orders","table":"carts"}}"#,
+            r#"{"source":["orders"]}"#,
+            r#"{"transaction":{"total_order":1}}"#,
+            r#"{"transaction":{"id":"1","total_order":-1}}"#,
+            r#"{"transaction":{"id":"1","total_order":1.0}}"#,
+            r#"{"transaction":{"id":"1","total_order":18446744073709551616}}"#,
+            r#"{"transaction":{"id":"1","total_order":01}}"#,
+            r#"{"after":{"a":01}}"#,
+            r#"{"after":{"a":1.}}"#,
+            r#"{"after":{"a":"\x"}}"#,
+            r#"{"after":{"a":"\u12g4"}}"#,
+            r#"{"after":{"a":1,}}"#,
+            r#"{"after":[1,]}"#,
+            r#"{"after":{"a":1}} x"#,
+            r#"{"after":nul}"#,
+            "{\"after\":{\"a\":\"tab\there\"}}",
+            "\u{feff}{}",
+            r#"[]"#,
+            r#"{"payload":{"payload":{"payload":{"payload":{}}}}}"#,
+        ] {
+            assert!(message(text).is_none(), "fast path took {text}");
+        }
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100), "]".repeat(100));
+        assert!(message(&deep).is_none());
+    }
+
+    /// Every single-byte edit and every truncation of the corpus: the fast path never accepts
+    /// what serde_json refuses, nor reads anything differently.
+    #[test]
+    fn mutations_keep_the_subset_property() {
+        const EDITS: &[u8] = b"\"\\{}[],: 0-.eE+n\x01x/u";
+        for text in corpus() {
+            let b = text.as_bytes();
+            for i in 0..=b.len() {
+                check(std::str::from_utf8(&b[..i]).unwrap_or(""));
+                if i == b.len() {
+                    break;
+                }
+                let mut del = b.to_vec();
+                del.remove(i);
+                if let Ok(t) = std::str::from_utf8(&del) {
+                    check(t);
+                }
+                for &c in EDITS {
+                    for insert in [false, true] {
+                        let mut m = b.to_vec();
+                        if insert {
+                            m.insert(i, c);
+                        } else {
+                            m[i] = c;
+                        }
+                        if let Ok(t) = std::str::from_utf8(&m) {
+                            check(t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
