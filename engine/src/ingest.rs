@@ -8,7 +8,8 @@
 //! one sale per item (`sales`), its distinct categories (`order_categories`), the customer's
 //! purchases (`purchases`) and the co-purchase pairs (`co_purchases`); the windowed ones carry
 //! the order's date and window retention ([`Placed`]). A product moving to another category
-//! re-states the orders containing it (found through `orders_by_product`).
+//! re-states the orders containing it (found through `orders_by_product`, an index built only
+//! while categories move: see [`Ingest::orders_by_product`]).
 //! The dataflow then only sums and ranks: no view arranges a record per order or per item to
 //! join them (measured: about 3.4 KB of state per live order when it did). The price is two
 //! indexes here (order to item keys, product to orders), and that a transaction touching one
@@ -25,10 +26,10 @@
 //! and the live-order date index; must not know about timely.
 
 use crate::facts::*;
-use crate::upsert::{OrderImage, Projected, UpsertState};
+use crate::upsert::{OrderImage, Projected, Stored, UpsertState};
 use crate::views::Updates;
 use prometheus::IntCounter;
-use sources::{Micros, Transaction};
+use sources::{ChangeKind, Micros, Row, Table, Transaction};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::LazyLock;
 use view_store::Window;
@@ -103,8 +104,24 @@ pub struct Ingest {
     items_by_order: BTreeSet<(i64, i64)>,
     /// `(product_id, order_id)` for every distinct product of every live order: the orders whose
     /// categories a product's category change moves.
-    orders_by_product: BTreeSet<(i64, i64)>,
+    ///
+    /// Built on demand, and dropped again after [`Ingest::index_idle`] transactions without a
+    /// category move: it costs about 70 B per live order, and most shops move a product to
+    /// another category rarely (neither datagen nor the e2e bench ever do), so holding it for
+    /// good would be the largest ingest cost of a feature that is idle. Rebuilding is one scan
+    /// of the items, done at the start of a transaction that may move a category, so the index
+    /// always describes the state as of the transaction's start, exactly as if it had been
+    /// maintained all along (the loop in [`Ingest::apply`] relies on that).
+    orders_by_product: Option<BTreeSet<(i64, i64)>>,
+    /// Transactions since the last category move (or the index's build).
+    since_category_move: u64,
+    /// Transactions without a category move after which the index is dropped.
+    index_idle: u64,
 }
+
+/// Default of [`Ingest::index_idle`]: long enough that a burst of re-categorisations (one
+/// product per transaction, between orders) builds the index once.
+const CATEGORY_INDEX_IDLE: u64 = 100_000;
 
 impl Ingest {
     /// `windows`: `ViewsConfig::windows` (only `Window::Size` entries get windows); `retention`
@@ -119,7 +136,9 @@ impl Ingest {
             watermark: None,
             by_date: BTreeSet::new(),
             items_by_order: BTreeSet::new(),
-            orders_by_product: BTreeSet::new(),
+            orders_by_product: None,
+            since_category_move: 0,
+            index_idle: CATEGORY_INDEX_IDLE,
         }
     }
 
@@ -130,6 +149,11 @@ impl Ingest {
     /// Applies one transaction; returns the consolidated updates for its engine time.
     pub fn apply(&mut self, tx: &Transaction) -> Updates {
         let mut up = Updates::default();
+        self.since_category_move = self.since_category_move.saturating_add(1);
+        if self.orders_by_product.is_none() && self.may_move_a_category(tx) {
+            self.orders_by_product = Some(self.scan_orders_by_product());
+            self.since_category_move = 0;
+        }
         // every order the transaction touches, with what it contributed before it
         let mut before: BTreeMap<i64, OrderFacts> = BTreeMap::new();
         for change in &tx.changes {
@@ -161,7 +185,7 @@ impl Ingest {
                 let (orders, old_live): (Vec<i64>, _) = match p {
                     Projected::Order(key, d) => {
                         if let Some(new) = &d.new {
-                            self.watermark = self.watermark.max(Some(new.order_date));
+                            self.watermark = self.watermark.max(Some(new.order_date()));
                         }
                         (vec![*key], Some(d.old.as_ref().and_then(OrderImage::live)))
                     }
@@ -172,8 +196,14 @@ impl Ingest {
                     Projected::Product(key, _)
                         if category_olds.binary_search_by_key(key, |(k, _)| *k).is_ok() =>
                     {
-                        let orders = self
-                            .orders_by_product
+                        self.since_category_move = 0;
+                        debug_assert!(self.orders_by_product.is_some());
+                        let Some(index) = &self.orders_by_product else {
+                            // may_move_a_category said no: a bug, and views would go wrong
+                            tracing::error!(product = key, "category moved without the index");
+                            continue;
+                        };
+                        let orders = index
                             .range((*key, i64::MIN)..=(*key, i64::MAX))
                             .map(|&(_, order)| order);
                         (orders.collect(), None)
@@ -221,7 +251,51 @@ impl Ingest {
         }
         self.advance_retention(&mut up);
         up.consolidate();
+        if self.since_category_move >= self.index_idle {
+            self.orders_by_product = None;
+        }
         up
+    }
+
+    /// Whether `tx` may move a product to another category: conservative (a stale or
+    /// redelivered change also says yes), because a move without the index would go unseen.
+    fn may_move_a_category(&self, tx: &Transaction) -> bool {
+        tx.changes.iter().any(|c| {
+            if c.table != Table::Products {
+                return false;
+            }
+            match &c.kind {
+                ChangeKind::Upsert {
+                    row: Row::Product(p),
+                    unavailable,
+                } => {
+                    !unavailable.is_empty()
+                        || self
+                            .upsert
+                            .products
+                            .get(p.product_id)
+                            .map(|s| s.category_id)
+                            != Some(p.category_id)
+                }
+                _ => true,
+            }
+        })
+    }
+
+    /// `orders_by_product` from the current state: one pass over every stored item.
+    fn scan_orders_by_product(&self) -> BTreeSet<(i64, i64)> {
+        self.upsert
+            .items
+            .iter()
+            .filter_map(|(_, image)| image.usable())
+            .filter(|it| {
+                self.upsert
+                    .orders
+                    .get(it.order_id)
+                    .is_some_and(|o| o.live().is_some())
+            })
+            .map(|it| (it.product_id, it.order_id))
+            .collect()
     }
 
     /// The order's current facts, leaving out the items of `skip` (sorted by key).
@@ -231,7 +305,7 @@ impl Ingest {
             .range((order, i64::MIN)..=(order, i64::MAX))
             .filter(|(_, item)| skip.binary_search_by_key(item, |(k, _)| *k).is_err())
             .filter_map(|&(_, item)| {
-                let it = self.upsert.items.get(item)?.usable?;
+                let it = self.upsert.items.get(item)?.usable()?;
                 Some((item, it))
             })
             .collect();
@@ -286,17 +360,19 @@ impl Ingest {
             }
         }
         let (old_basket, new_basket) = (&old.basket, &new.basket);
-        for p in old_basket
-            .iter()
-            .filter(|p| new_basket.binary_search(p).is_err())
-        {
-            self.orders_by_product.remove(&(*p, order));
-        }
-        for p in new_basket
-            .iter()
-            .filter(|p| old_basket.binary_search(p).is_err())
-        {
-            self.orders_by_product.insert((*p, order));
+        if let Some(index) = &mut self.orders_by_product {
+            for p in old_basket
+                .iter()
+                .filter(|p| new_basket.binary_search(p).is_err())
+            {
+                index.remove(&(*p, order));
+            }
+            for p in new_basket
+                .iter()
+                .filter(|p| old_basket.binary_search(p).is_err())
+            {
+                index.insert((*p, order));
+            }
         }
         let customer = |f: &OrderFacts| f.live.and_then(|o| o.customer_id);
         for (facts, basket, sign) in [(old, old_basket, -1), (new, new_basket, 1)] {
@@ -801,6 +877,97 @@ mod tests {
         ing.apply(&tx(vec![order(1, HOUR, 500, OrderStatus::Cancelled, 4)]));
         let u = ing.apply(&tx(vec![product(10, Some(3), 5)]));
         assert!(u.order_categories.is_empty());
+    }
+
+    /// The product index built on demand (and dropped after every transaction here) gives the
+    /// same updates as one kept all along, including moves in the transaction that creates or
+    /// re-creates the order, and moves of products of cancelled or item-less orders.
+    #[test]
+    fn category_index_on_demand_matches_one_kept_all_along() {
+        let mut kept = Ingest::new(&windows(), None, 100);
+        kept.index_idle = u64::MAX;
+        let mut dropped = Ingest::new(&windows(), None, 100);
+        dropped.index_idle = 0;
+        let txs = vec![
+            vec![
+                product(10, Some(1), 1),
+                product(11, Some(1), 1),
+                product(12, Some(2), 1),
+                order(1, HOUR, 500, OrderStatus::Pending, 1),
+                item(1, 1, 10, 1),
+                item(2, 1, 11, 1),
+                order(2, HOUR, 500, OrderStatus::Pending, 1),
+                item(3, 2, 11, 1),
+            ],
+            vec![order(9, HOUR, 1, OrderStatus::Pending, 2)],
+            vec![product(10, Some(2), 3)],
+            // order 3 appears, its product moves, its item goes and comes back, all in one tx
+            vec![
+                order(3, 2 * HOUR, 700, OrderStatus::Pending, 4),
+                item(4, 3, 12, 4),
+                product(12, Some(3), 5),
+                delete_item(4, 6),
+                item(5, 3, 12, 7),
+            ],
+            vec![product(12, Some(4), 8)],
+            vec![
+                order(1, HOUR, 500, OrderStatus::Cancelled, 9),
+                product(11, Some(5), 9),
+            ],
+            vec![product(10, Some(6), 10)],
+            vec![order(1, HOUR, 500, OrderStatus::Pending, 11)],
+            vec![product(11, None, 12), product(10, Some(7), 12)],
+            vec![delete_item(3, 13)],
+            vec![product(11, Some(8), 14)],
+            // redelivered and stale moves change nothing in either
+            vec![product(11, Some(8), 14), product(12, Some(9), 6)],
+        ];
+        for (i, changes) in txs.into_iter().enumerate() {
+            let t = tx(changes);
+            let (a, b) = (kept.apply(&t), dropped.apply(&t));
+            assert_eq!(a, b, "transaction {i}");
+            assert!(dropped.orders_by_product.is_none());
+        }
+        assert!(!kept
+            .orders_by_product
+            .as_ref()
+            .is_some_and(|i| i.is_empty()));
+        // order 3 followed its product's last move
+        assert!(kept
+            .orders_by_product
+            .as_ref()
+            .is_some_and(|i| i.contains(&(12, 3))));
+    }
+
+    #[test]
+    fn category_index_is_built_when_needed_and_dropped_when_idle() {
+        let mut ing = Ingest::new(&windows(), None, 100);
+        ing.index_idle = 3;
+        ing.apply(&tx(vec![
+            order(1, HOUR, 500, OrderStatus::Pending, 1),
+            item(1, 1, 10, 1),
+        ]));
+        assert!(ing.orders_by_product.is_none(), "no product change yet");
+        let u = ing.apply(&tx(vec![product(10, Some(1), 2)]));
+        assert_eq!(
+            u.order_categories.len(),
+            1,
+            "the order follows its new product's category"
+        );
+        assert!(ing.orders_by_product.is_some());
+        // a product update that moves nothing neither builds nor keeps the index
+        for lsn in 3..6 {
+            ing.apply(&tx(vec![order(2, HOUR, 1, OrderStatus::Pending, lsn)]));
+        }
+        assert!(ing.orders_by_product.is_none());
+        ing.apply(&tx(vec![product(10, Some(1), 7)]));
+        assert!(ing.orders_by_product.is_none(), "same category: no build");
+        let u = ing.apply(&tx(vec![product(10, Some(2), 8)]));
+        assert_eq!(
+            u.order_categories.len(),
+            2,
+            "rebuilt: the order moves from 1 to 2"
+        );
     }
 
     #[test]

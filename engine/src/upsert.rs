@@ -292,20 +292,73 @@ impl<V: Clone + PartialEq> Keyed<V> {
 /// The projected image of an `orders` row: what views need, including the status bit that
 /// decides liveness. Cancelled orders are stored (to know the date for retention and to
 /// retract on un-cancel) but are absent from `live_orders`.
+///
+/// Packed into 32 bytes (one per order): the customer's NULL and the cancelled bit share one
+/// byte, instead of an `Option<i64>` and a `bool` taking 16 more.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct OrderImage {
-    pub order_date: Micros,
-    pub total: Money,
-    pub customer_id: Option<i64>,
-    pub cancelled: bool,
+    order_date: Micros,
+    total: Money,
+    /// 0 and meaningless when `flags` says the customer is NULL.
+    customer_id: i64,
+    flags: OrderFlags,
+}
+
+/// Whether the order is cancelled and whether its customer is NULL.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum OrderFlags {
+    Live,
+    LiveNoCustomer,
+    Cancelled,
+    CancelledNoCustomer,
 }
 
 impl OrderImage {
+    pub fn new(
+        order_date: Micros,
+        total: Money,
+        customer_id: Option<i64>,
+        cancelled: bool,
+    ) -> Self {
+        let flags = match (cancelled, customer_id.is_some()) {
+            (false, true) => OrderFlags::Live,
+            (false, false) => OrderFlags::LiveNoCustomer,
+            (true, true) => OrderFlags::Cancelled,
+            (true, false) => OrderFlags::CancelledNoCustomer,
+        };
+        OrderImage {
+            order_date,
+            total,
+            customer_id: customer_id.unwrap_or(0),
+            flags,
+        }
+    }
+
+    pub fn order_date(&self) -> Micros {
+        self.order_date
+    }
+
+    pub fn total(&self) -> Money {
+        self.total
+    }
+
+    pub fn customer_id(&self) -> Option<i64> {
+        matches!(self.flags, OrderFlags::Live | OrderFlags::Cancelled).then_some(self.customer_id)
+    }
+
+    pub fn cancelled(&self) -> bool {
+        matches!(
+            self.flags,
+            OrderFlags::Cancelled | OrderFlags::CancelledNoCustomer
+        )
+    }
+
     pub fn live(&self) -> Option<LiveOrder> {
-        (!self.cancelled).then_some(LiveOrder {
+        (!self.cancelled()).then_some(LiveOrder {
             order_date: self.order_date,
             total: self.total,
-            customer_id: self.customer_id,
+            customer_id: self.customer_id(),
         })
     }
 }
@@ -320,9 +373,99 @@ pub struct Raw<V> {
     pub usable: Option<V>,
 }
 
-fn usable_delta<V: Copy + PartialEq>(d: Delta<Raw<V>>) -> Option<Delta<V>> {
-    let old = d.old.and_then(|r| r.usable);
-    let new = d.new.and_then(|r| r.usable);
+/// A stored image of which views see only a projection, absent when a NULL column makes the
+/// row count for nothing.
+pub trait Stored: Copy + PartialEq {
+    type Usable: Copy + PartialEq;
+    fn usable(&self) -> Option<Self::Usable>;
+}
+
+impl<V: Copy + PartialEq> Stored for Raw<V> {
+    type Usable = V;
+    fn usable(&self) -> Option<V> {
+        self.usable
+    }
+}
+
+/// The stored image of an `order_items` row, packed into 32 bytes: items are most of the
+/// upsert state (two to three per order), and the [`Raw`] layout (two `Option<i64>` beside an
+/// `Option<Item>`) took 72. NULL `order_id` / `product_id` are kept as such (a later change
+/// marking them unavailable must keep the NULL), in `nulls`, whose spare values also give
+/// `Option<ItemImage>` its niche.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ItemImage {
+    order_id: i64,
+    product_id: i64,
+    price: Money,
+    quantity: i32,
+    nulls: ItemNulls,
+}
+
+/// Which of an item's key columns are NULL (their stored value is then 0 and meaningless).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum ItemNulls {
+    Neither,
+    Order,
+    Product,
+    Both,
+}
+
+impl ItemImage {
+    pub fn new(
+        order_id: Option<i64>,
+        product_id: Option<i64>,
+        quantity: i32,
+        price: Money,
+    ) -> Self {
+        let nulls = match (order_id, product_id) {
+            (Some(_), Some(_)) => ItemNulls::Neither,
+            (None, Some(_)) => ItemNulls::Order,
+            (Some(_), None) => ItemNulls::Product,
+            (None, None) => ItemNulls::Both,
+        };
+        ItemImage {
+            order_id: order_id.unwrap_or(0),
+            product_id: product_id.unwrap_or(0),
+            price,
+            quantity,
+            nulls,
+        }
+    }
+
+    pub fn order_id(&self) -> Option<i64> {
+        matches!(self.nulls, ItemNulls::Neither | ItemNulls::Product).then_some(self.order_id)
+    }
+
+    pub fn product_id(&self) -> Option<i64> {
+        matches!(self.nulls, ItemNulls::Neither | ItemNulls::Order).then_some(self.product_id)
+    }
+
+    pub fn quantity(&self) -> i32 {
+        self.quantity
+    }
+
+    pub fn price(&self) -> Money {
+        self.price
+    }
+}
+
+impl Stored for ItemImage {
+    type Usable = Item;
+    /// Usable when it names both its order and its product.
+    fn usable(&self) -> Option<Item> {
+        (self.nulls == ItemNulls::Neither).then_some(Item {
+            order_id: self.order_id,
+            product_id: self.product_id,
+            quantity: i64::from(self.quantity),
+            price: self.price,
+        })
+    }
+}
+
+fn usable_delta<S: Stored>(d: Delta<S>) -> Option<Delta<S::Usable>> {
+    let old = d.old.and_then(|r| r.usable());
+    let new = d.new.and_then(|r| r.usable());
     (old != new).then_some(Delta { old, new })
 }
 
@@ -342,7 +485,7 @@ pub enum Projected {
 #[derive(Debug, Default)]
 pub struct UpsertState {
     pub orders: Keyed<OrderImage>,
-    pub items: Keyed<Raw<Item>>,
+    pub items: Keyed<ItemImage>,
     pub products: Keyed<ProductFacts>,
     pub carts: Keyed<Raw<Interaction>>,
     pub wishlists: Keyed<Raw<Interaction>>,
@@ -430,22 +573,22 @@ impl UpsertState {
                     return None;
                 }
                 let s = self.orders.get(key).copied();
-                let image = OrderImage {
-                    order_date: keep(u, col::ORDER_DATE, o.order_date, s.map(|s| s.order_date)),
-                    total: keep(u, col::ORDER_TOTAL, o.total_price, s.map(|s| s.total)),
-                    customer_id: keep(
+                let image = OrderImage::new(
+                    keep(u, col::ORDER_DATE, o.order_date, s.map(|s| s.order_date())),
+                    keep(u, col::ORDER_TOTAL, o.total_price, s.map(|s| s.total())),
+                    keep(
                         u,
                         col::ORDER_CUSTOMER,
                         o.customer_id,
-                        s.map(|s| s.customer_id),
+                        s.map(|s| s.customer_id()),
                     ),
-                    cancelled: keep(
+                    keep(
                         u,
                         col::ORDER_STATUS,
                         o.status == OrderStatus::Cancelled,
-                        s.map(|s| s.cancelled),
+                        s.map(|s| s.cancelled()),
                     ),
-                };
+                );
                 self.orders
                     .put(key, lsn, Some(image))
                     .map(|d| Projected::Order(key, d))
@@ -455,25 +598,17 @@ impl UpsertState {
                     return None;
                 }
                 let s = self.items.get(key).copied();
-                let order_id = keep(u, col::ITEM_ORDER, i.order_id, s.map(|s| s.a));
-                let product_id = keep(u, col::ITEM_PRODUCT, i.product_id, s.map(|s| s.b));
-                let su = s.and_then(|s| s.usable);
-                let quantity = keep(u, col::ITEM_QTY, i.quantity as i64, su.map(|s| s.quantity));
-                let price = keep(u, col::ITEM_PRICE, i.price, su.map(|s| s.price));
-                let usable = match (order_id, product_id) {
-                    (Some(order_id), Some(product_id)) => Some(Item {
-                        order_id,
-                        product_id,
-                        quantity,
-                        price,
-                    }),
-                    _ => None,
-                };
-                let image = Raw {
-                    a: order_id,
-                    b: product_id,
-                    usable,
-                };
+                let image = ItemImage::new(
+                    keep(u, col::ITEM_ORDER, i.order_id, s.map(|s| s.order_id())),
+                    keep(
+                        u,
+                        col::ITEM_PRODUCT,
+                        i.product_id,
+                        s.map(|s| s.product_id()),
+                    ),
+                    keep(u, col::ITEM_QTY, i.quantity, s.map(|s| s.quantity())),
+                    keep(u, col::ITEM_PRICE, i.price, s.map(|s| s.price())),
+                );
                 self.items
                     .put(key, lsn, Some(image))
                     .and_then(usable_delta)
@@ -566,7 +701,7 @@ impl UpsertState {
                 $map.truncate(lsn)
                     .into_iter()
                     .filter_map(|(k, raw)| {
-                        raw.usable.map(|v| {
+                        raw.usable().map(|v| {
                             Projected::$variant(
                                 k,
                                 Delta {
@@ -642,6 +777,44 @@ fn interaction(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Orders and items are nearly all of the upsert state: their slots must stay packed (an
+    /// LSN and a 32-byte image, the `Option` in the image's spare flag values).
+    #[test]
+    fn order_and_item_slots_stay_packed() {
+        assert_eq!(std::mem::size_of::<Slot<ItemImage>>(), 40);
+        assert_eq!(std::mem::size_of::<Slot<OrderImage>>(), 40);
+    }
+
+    #[test]
+    fn packed_images_keep_their_nulls() {
+        for order in [None, Some(-3), Some(0)] {
+            for product in [None, Some(0), Some(i64::MAX)] {
+                let i = ItemImage::new(order, product, -2, Money(7));
+                assert_eq!((i.order_id(), i.product_id()), (order, product));
+                assert_eq!((i.quantity(), i.price()), (-2, Money(7)));
+                let usable = i.usable();
+                assert_eq!(usable.is_some(), order.is_some() && product.is_some());
+                if let Some(u) = usable {
+                    assert_eq!(
+                        (u.order_id, u.product_id, u.quantity),
+                        (order.unwrap(), product.unwrap(), -2)
+                    );
+                }
+            }
+        }
+        for customer in [None, Some(0), Some(5)] {
+            for cancelled in [false, true] {
+                let o = OrderImage::new(Micros(1), Money(2), customer, cancelled);
+                assert_eq!((o.customer_id(), o.cancelled()), (customer, cancelled));
+                assert_eq!(o.live().is_none(), cancelled);
+                assert_eq!(
+                    o.live().map(|l| l.customer_id),
+                    (!cancelled).then_some(customer)
+                );
+            }
+        }
+    }
 
     /// The paged map against a plain map with the same rules (the layout before paging), over
     /// a deterministic random mix of puts, tombstones, LSN-less changes and truncates, with
