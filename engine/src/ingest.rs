@@ -26,6 +26,7 @@
 //! and the live-order date index; must not know about timely.
 
 use crate::facts::*;
+use crate::items_index::ItemsByOrder;
 use crate::upsert::{OrderImage, Projected, Stored, UpsertState};
 use crate::views::Updates;
 use prometheus::IntCounter;
@@ -101,7 +102,7 @@ pub struct Ingest {
     /// Live orders by date, to find the ones a moving cutoff retires (kept only with retention).
     by_date: BTreeSet<(Micros, i64)>,
     /// `(order_id, order_item_id)` of every usable item: an order's items without a scan.
-    items_by_order: BTreeSet<(i64, i64)>,
+    items_by_order: ItemsByOrder,
     /// `(product_id, order_id)` for every distinct product of every live order: the orders whose
     /// categories a product's category change moves.
     ///
@@ -135,7 +136,7 @@ impl Ingest {
             basket_cap,
             watermark: None,
             by_date: BTreeSet::new(),
-            items_by_order: BTreeSet::new(),
+            items_by_order: ItemsByOrder::default(),
             orders_by_product: None,
             since_category_move: 0,
             index_idle: CATEGORY_INDEX_IDLE,
@@ -231,10 +232,10 @@ impl Ingest {
                     Projected::Order(..) => {}
                     Projected::Item(key, d) => {
                         if let Some(old) = d.old {
-                            self.items_by_order.remove(&(old.order_id, key));
+                            self.items_by_order.remove(old.order_id, key);
                         }
                         if let Some(new) = d.new {
-                            self.items_by_order.insert((new.order_id, key));
+                            self.items_by_order.insert(new.order_id, key);
                         }
                     }
                     Projected::Product(key, d) => delta(key, d, &mut up.products),
@@ -302,9 +303,10 @@ impl Ingest {
     fn facts_of<T>(&self, order: i64, skip: &[(i64, T)]) -> OrderFacts {
         let items = self
             .items_by_order
-            .range((order, i64::MIN)..=(order, i64::MAX))
-            .filter(|(_, item)| skip.binary_search_by_key(item, |(k, _)| *k).is_err())
-            .filter_map(|&(_, item)| {
+            .items(order)
+            .iter()
+            .filter(|&item| skip.binary_search_by_key(item, |(k, _)| *k).is_err())
+            .filter_map(|&item| {
                 let it = self.upsert.items.get(item)?.usable()?;
                 Some((item, it))
             })

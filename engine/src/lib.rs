@@ -8,6 +8,7 @@ pub mod cli;
 pub mod dump;
 pub mod facts;
 pub mod ingest;
+pub mod items_index;
 pub mod runtime;
 pub mod upsert;
 pub mod views;

@@ -124,7 +124,7 @@ impl<V> Page<V> {
 /// Hashes page numbers (consecutive integers) with one multiply: std's SipHash protects
 /// against chosen keys, which primary keys from the source database are not, and costs more.
 #[derive(Default)]
-struct PageHasher(u64);
+pub(crate) struct PageHasher(u64);
 
 impl Hasher for PageHasher {
     fn finish(&self) -> u64 {
