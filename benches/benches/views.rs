@@ -88,11 +88,7 @@ fn none<'s, D: Ord + std::fmt::Debug + Clone + 'static>(c: Coll<'s, D>) -> Coll<
 fn shared_only<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
     let s = Shared::new(i, c);
     // probe every shared collection
-    none(s.shown_sales).concatenate([
-        none(s.category_sales),
-        none(s.categories.as_collection(|_, _| ())),
-        none(s.visible.as_collection(|_, _| ())),
-    ])
+    none(s.shown_sales).concatenate([none(s.visible.as_collection(|_, _| ()))])
 }
 fn revenue_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
     revenue::build(i, &Shared::new(i, c), c)

@@ -147,5 +147,6 @@ impl Placed {
     }
 }
 
-/// An item's product, quantity and unit price.
-pub type Line = (i64, i64, Money);
+/// An item's product, quantity and unit price, and the product's current category (the ingest
+/// re-states a product's lines when it moves, so views need no join with the products).
+pub type Line = (i64, i64, Money, Option<i64>);

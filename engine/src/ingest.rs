@@ -79,13 +79,15 @@ fn delta<V: Copy>(key: i64, d: crate::upsert::Delta<V>, out: &mut Vec<((i64, V),
 /// What one order contributes to the views at one moment: its live image (`None` when
 /// cancelled, deleted or not yet seen), its usable items by item key, and, derived from those
 /// once by [`Ingest::fill_basket`], its distinct products and their distinct current
-/// categories (both ascending, empty unless live).
+/// categories (both ascending, empty unless live), and each item's product's current category
+/// (same order as `items`, empty unless live).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct OrderFacts {
     live: Option<LiveOrder>,
     items: Vec<(i64, Item)>,
     basket: Vec<i64>,
     categories: Vec<i64>,
+    item_categories: Vec<Option<i64>>,
 }
 
 /// The ingest state: upserts, the order-items join, and retention.
@@ -316,6 +318,7 @@ impl Ingest {
             items,
             basket: Vec::new(),
             categories: Vec::new(),
+            item_categories: Vec::new(),
         }
     }
 
@@ -323,20 +326,20 @@ impl Ingest {
     /// table says now except for the products in `olds` (sorted by key), which had the category
     /// given.
     fn fill_basket(&self, f: &mut OrderFacts, olds: &[(i64, Option<i64>)]) {
+        let category = |p: i64| match olds.binary_search_by_key(&p, |(k, _)| *k) {
+            Ok(i) => olds[i].1,
+            Err(_) => self.upsert.products.get(p).and_then(|pf| pf.category_id),
+        };
         f.basket.clear();
+        f.item_categories.clear();
         if f.live.is_some() {
             f.basket.extend(f.items.iter().map(|(_, it)| it.product_id));
             f.basket.sort_unstable();
             f.basket.dedup();
+            f.item_categories
+                .extend(f.items.iter().map(|(_, it)| category(it.product_id)));
         }
-        let mut categories: Vec<i64> = f
-            .basket
-            .iter()
-            .filter_map(|&p| match olds.binary_search_by_key(&p, |(k, _)| *k) {
-                Ok(i) => olds[i].1,
-                Err(_) => self.upsert.products.get(p).and_then(|pf| pf.category_id),
-            })
-            .collect();
+        let mut categories: Vec<i64> = f.basket.iter().filter_map(|&p| category(p)).collect();
         categories.sort_unstable();
         categories.dedup();
         f.categories = categories;
@@ -466,7 +469,8 @@ fn placed_facts(
         facts
             .items
             .iter()
-            .map(|(_, it)| ((placed, (it.product_id, it.quantity, it.price)), sign)),
+            .zip(&facts.item_categories)
+            .map(|((_, it), &c)| ((placed, (it.product_id, it.quantity, it.price, c)), sign)),
     );
     up.order_categories
         .extend(facts.categories.iter().map(|&c| ((placed, c), sign)));
@@ -737,7 +741,7 @@ mod tests {
                 retention,
             }
         };
-        let sale = |date, r| (placed(date, r), (42, 2, Money(100)));
+        let sale = |date, r| (placed(date, r), (42, 2, Money(100), Some(5)));
         // An order two hours later: cutoff = t0 + 1h + 10m; oldest visible window starts t0+1h,
         // so order 1's window (t0) becomes PrevOnly: its sale and basket are re-stated.
         let u = ing.apply(&tx(vec![order(
@@ -870,6 +874,15 @@ mod tests {
                                             // product 10 moves: order 1 now has categories 1 (by 11) and 2; order 2 is untouched
         let u = ing.apply(&tx(vec![product(10, Some(2), 2)]));
         assert_eq!(cats(&u), vec![(2, 1)]);
+        // its sale line moves with it; the other line of the order is untouched
+        let lines: Vec<(Line, isize)> = u.sales.iter().map(|((_, l), r)| (*l, *r)).collect();
+        assert_eq!(
+            lines,
+            vec![
+                ((10, 2, Money(100), Some(1)), -1),
+                ((10, 2, Money(100), Some(2)), 1)
+            ]
+        );
         // product 11 loses its category: order 1 leaves 1, order 2 has none left
         let u = ing.apply(&tx(vec![product(11, None, 3)]));
         let mut got = cats(&u);

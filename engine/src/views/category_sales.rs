@@ -9,13 +9,14 @@ use sources::Money;
 use view_store::{CategorySalesRow, ViewRow};
 
 pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // ((slot, category), (quantity, revenue, 0)): products' sales moved to their category
+    // ((slot, category), (quantity, revenue, 0)): each sale line under its product's current
+    // category
     let sales =
         shared
-            .category_sales
+            .shown_sales
             .clone()
-            .explode(|((slot, category, _product), (qty, revenue))| {
-                Some(((slot, category), (qty, revenue, 0isize)))
+            .explode(|(slot, (_product, category, [qty, revenue]))| {
+                category.map(|c| ((slot, c), (qty, revenue, 0isize)))
             });
 
     // ((slot, category), (0, 0, 1)) per live order with an item of the category, in each slot

@@ -123,8 +123,11 @@ pub fn order_facts(
     let placed = order.placed(retention);
     f.live_orders.push(((id, (order, retention)), 1));
     for it in items {
-        f.sales
-            .push(((placed, (it.product_id, it.quantity, it.price)), 1));
+        let category = products.get(&it.product_id).and_then(|p| p.category_id);
+        f.sales.push((
+            (placed, (it.product_id, it.quantity, it.price, category)),
+            1,
+        ));
     }
     let basket: BTreeSet<i64> = items.iter().map(|it| it.product_id).collect();
     let categories: BTreeSet<i64> = basket

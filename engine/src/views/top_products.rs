@@ -15,20 +15,17 @@ type Scoped = (Slot, Option<i64>);
 const METRICS: [Metric; 2] = [Metric::Quantity, Metric::Revenue];
 
 pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // ((slot, scope), (product, [quantity, revenue])): each product's sales globally and in its
-    // category, as the changes of their sums (the old sums retracted, the new added)
-    let global = shared
-        .shown_sales
-        .clone()
-        .map(|((slot, product), (qty, revenue))| ((slot, None), (product, [qty, revenue])));
-    let in_category =
+    // ((slot, scope), (product, [quantity, revenue])): each sale line globally and in its
+    // product's current category
+    let sales: Coll<'s, (Scoped, (i64, [isize; 2]))> =
         shared
-            .category_sales
+            .shown_sales
             .clone()
-            .map(|((slot, category, product), (qty, revenue))| {
-                ((slot, Some(category)), (product, [qty, revenue]))
+            .flat_map(|(slot, (product, category, sums))| {
+                let global = ((slot, None), (product, sums));
+                let in_category = category.map(|c| ((slot, Some(c)), (product, sums)));
+                std::iter::once(global).chain(in_category)
             });
-    let sales: Coll<'s, (Scoped, (i64, [isize; 2]))> = global.concat(in_category);
 
     // the first N of each (slot, scope) by quantity and by revenue, ties by smaller product id
     top_n_by_sums(sales, cfg.top_n, |s| [Some(s[0]), Some(s[1])]).map(

@@ -19,7 +19,7 @@ pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
     let quantities = inputs
         .sales
         .clone()
-        .explode(move |(placed, (product, qty, _))| {
+        .flat_map(move |(placed, (product, qty, _, _))| {
             let qty = qty as isize;
             placed
                 .windows(&windows)
@@ -31,7 +31,6 @@ pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
                         next_start(window, start).map(|n| ((window, n), (product, [0, qty, 0])));
                     std::iter::once(mine).chain(next)
                 })
-                .map(|update| (update, 1))
         });
 
     // the first N per shown window by growth (quantity minus the previous window's), positive
