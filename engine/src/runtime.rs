@@ -463,7 +463,7 @@ fn run_worker(
     let probe = ProbeHandle::new();
     let pending: Pending = Rc::new(RefCell::new(BTreeMap::new()));
     let pending_w = pending.clone();
-    let mut sessions = worker.dataflow::<Time, _, _>(|scope| {
+    let sessions = worker.dataflow::<Time, _, _>(|scope| {
         let (sessions, inputs) = Sessions::new(scope);
         // view rows and the recommendations index updates, published together per time
         views::build_published(&inputs, views_cfg)
@@ -491,7 +491,46 @@ fn run_worker(
     for _ in 0..IN_FLIGHT {
         let _ = feeder.credits.send(());
     }
+    // The store is written by a thread of its own: consolidating a time's rows and applying
+    // them (the recommendations index above all) took a quarter of worker 0's time, which
+    // then computes the next time meanwhile. The channel is bounded, so a slow store holds
+    // the worker back instead of queueing without limit; times stay in order (one thread).
+    std::thread::scope(|scope| {
+        let (to_store, from_worker) = crossbeam_channel::bounded::<Publication>(IN_FLIGHT);
+        let publisher = std::thread::Builder::new()
+            .name("publish".into())
+            .spawn_scoped(scope, move || {
+                for p in from_worker {
+                    apply_to_store(p, store, counters, on_publish.as_ref());
+                }
+            });
+        if let Err(e) = publisher {
+            // at startup, not on a data path: without it nothing could ever be published
+            panic!("could not start the publish thread: {e}");
+        }
+        feed_and_step(
+            worker, &feeder, sessions, &probe, &pending, &to_store, counters,
+        );
+    });
+}
 
+/// A time's view changes, ready for the store.
+struct Publication {
+    meta: BatchMeta,
+    changes: Vec<(ViewRow, isize)>,
+}
+
+/// Worker 0's loop: feeds batches from the ingest thread, steps the dataflow, hands every time
+/// the probe has passed to the publish thread, and grants the ingest a credit per time handed.
+fn feed_and_step(
+    worker: &mut timely::worker::Worker,
+    feeder: &Feeder,
+    mut sessions: Sessions,
+    probe: &ProbeHandle<Time>,
+    pending: &Pending,
+    to_store: &Sender<Publication>,
+    counters: &Counters,
+) {
     let mut metas: BTreeMap<Time, BatchMeta> = BTreeMap::new();
     let mut open = true;
     while open {
@@ -517,14 +556,7 @@ fn run_worker(
             worker.step_or_park(Some(Duration::from_millis(5)));
         }
         let in_flight = metas.len();
-        publish(
-            &probe,
-            &pending,
-            &mut metas,
-            store,
-            counters,
-            on_publish.as_ref(),
-        );
+        publish(probe, pending, &mut metas, to_store);
         // one credit per published time: the ingest thread may send the next batch
         for _ in metas.len()..in_flight {
             let _ = feeder.credits.send(());
@@ -534,24 +566,15 @@ fn run_worker(
     while !probe.done() {
         worker.step_or_park(Some(Duration::from_millis(1)));
     }
-    publish(
-        &probe,
-        &pending,
-        &mut metas,
-        store,
-        counters,
-        on_publish.as_ref(),
-    );
+    publish(probe, pending, &mut metas, to_store);
 }
 
-/// Applies to the store, in time order, every batch whose time the probe has passed.
+/// Hands to the publish thread, in time order, every batch whose time the probe has passed.
 fn publish(
     probe: &ProbeHandle<Time>,
     pending: &Pending,
     metas: &mut BTreeMap<Time, BatchMeta>,
-    store: &ViewStore,
-    counters: &Counters,
-    on_publish: Option<&OnPublish>,
+    to_store: &Sender<Publication>,
 ) {
     while let Some((&t, _)) = metas.first_key_value() {
         if probe.less_equal(&t) {
@@ -560,7 +583,7 @@ fn publish(
         let Some((_, meta)) = metas.pop_first() else {
             break;
         };
-        let mut changes: Vec<(ViewRow, isize)> = {
+        let changes: Vec<(ViewRow, isize)> = {
             let mut p = pending.borrow_mut();
             let mut out = Vec::new();
             // Outputs at times up to t (a view may emit at an earlier time only if it is late,
@@ -573,27 +596,42 @@ fn publish(
             }
             out
         };
-        crate::ingest::consolidate(&mut changes);
-        // Retractions first, so a reader applying in order never sees two rows for one key.
-        changes.sort_by_key(|(_, r)| *r > 0);
-        let as_of = AsOf {
-            time: meta.transactions,
-            lsn: meta.lsn,
-            published_at: Some(now()),
-        };
-        store.apply(ChangeBatch {
-            as_of,
-            changes: changes
-                .into_iter()
-                .map(|(row, r)| (row, r as i64))
-                .collect(),
-        });
-        counters
-            .transactions_applied
-            .store(meta.transactions, Ordering::Relaxed);
-        if let Some(f) = on_publish {
-            f(&as_of, meta.received_at, &meta.positions);
+        if to_store.send(Publication { meta, changes }).is_err() {
+            // the publish thread is gone (it panicked): nothing more can be published
+            tracing::error!("publish thread gone; dropping view changes");
+            return;
         }
+    }
+}
+
+/// Applies one time's changes to the store (on the publish thread).
+fn apply_to_store(
+    p: Publication,
+    store: &ViewStore,
+    counters: &Counters,
+    on_publish: Option<&OnPublish>,
+) {
+    let Publication { meta, mut changes } = p;
+    crate::ingest::consolidate(&mut changes);
+    // Retractions first, so a reader applying in order never sees two rows for one key.
+    changes.sort_by_key(|(_, r)| *r > 0);
+    let as_of = AsOf {
+        time: meta.transactions,
+        lsn: meta.lsn,
+        published_at: Some(now()),
+    };
+    store.apply(ChangeBatch {
+        as_of,
+        changes: changes
+            .into_iter()
+            .map(|(row, r)| (row, r as i64))
+            .collect(),
+    });
+    counters
+        .transactions_applied
+        .store(meta.transactions, Ordering::Relaxed);
+    if let Some(f) = on_publish {
+        f(&as_of, meta.received_at, &meta.positions);
     }
 }
 

@@ -251,12 +251,17 @@ where
             let mut by_group: HashMap<K, Vec<(C, isize)>> = HashMap::default();
             move |(input, frontier), output| {
                 input.for_each(|cap, data: &mut Vec<Update<K, C>>| {
-                    for (update, time, diff) in data.drain(..) {
-                        pending
+                    // one map lookup per run of equal times (a batch is usually one time)
+                    let mut data = data.drain(..).peekable();
+                    while let Some((update, time, diff)) = data.next() {
+                        let held = &mut pending
                             .entry(time)
                             .or_insert_with(|| (cap.delayed(&time, 0), Vec::new()))
-                            .1
-                            .push((update, diff));
+                            .1;
+                        held.push((update, diff));
+                        while let Some((update, _, diff)) = data.next_if(|(_, t, _)| *t == time) {
+                            held.push((update, diff));
+                        }
                     }
                 });
                 while let Some(entry) = pending.first_entry() {
