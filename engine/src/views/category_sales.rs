@@ -3,37 +3,37 @@
 //! product's current category.
 
 use super::shared::Shared;
+use super::sums::sum_by_key;
 use super::{Coll, Inputs, ViewsConfig};
-use differential_dataflow::operators::CountTotal;
 use sources::Money;
 use view_store::{CategorySalesRow, ViewRow};
 
 pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // ((slot, category), (quantity, revenue, 0)): each sale line under its product's current
+    // ((slot, category), [quantity, revenue, 0]): each sale line under its product's current
     // category
     let sales =
         shared
             .shown_sales
             .clone()
-            .explode(|(slot, (_product, category, [qty, revenue]))| {
-                category.map(|c| ((slot, c), (qty, revenue, 0isize)))
+            .flat_map(|(slot, (_product, category, [qty, revenue]))| {
+                category.map(|c| ((slot, c), [qty, revenue, 0]))
             });
 
-    // ((slot, category), (0, 0, 1)) per live order with an item of the category, in each slot
+    // ((slot, category), [0, 0, 1]) per live order with an item of the category, in each slot
     // the order is shown in (the ingest keeps each order's categories current)
     let windows = cfg.windows.clone();
     let orders = inputs
         .order_categories
         .clone()
-        .explode(move |(placed, category)| {
+        .flat_map(move |(placed, category)| {
             placed
                 .shown_slots(&windows)
                 .into_iter()
-                .map(move |slot| ((slot, category), (0isize, 0isize, 1isize)))
+                .map(move |slot| ((slot, category), [0, 0, 1]))
         });
 
-    sales.concat(orders).count_total().map(
-        |(((window, start), category_id), (qty, revenue, order_count))| {
+    sum_by_key(sales.concat(orders)).map(
+        |(((window, start), category_id), [qty, revenue, order_count])| {
             ViewRow::CategorySales(CategorySalesRow {
                 window,
                 window_start: start,

@@ -10,6 +10,7 @@ pub mod fraud_alerts;
 pub mod recommendations;
 pub mod revenue;
 pub mod shared;
+pub mod sums;
 pub mod testkit;
 pub mod top_n;
 pub mod top_products;

@@ -3,35 +3,35 @@
 //! PrevOnly windows only lend their revenue to the next window.
 
 use super::shared::{next_start, Shared};
+use super::sums::sum_by_key;
 use super::{Coll, Inputs, ViewsConfig};
-use differential_dataflow::operators::CountTotal;
 use sources::Money;
 use view_store::{RevenueRow, ViewRow};
 
 pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // ((window, start), (revenue, orders, prev_revenue)) summed in the diff: each live order
+    // ((window, start), [revenue, orders, prev_revenue]) summed per window: each live order
     // counts in each of its retained windows and as the previous window of the next one
     let windows = cfg.windows.clone();
-    let totals = inputs
-        .live_orders
-        .clone()
-        .explode(move |(_, (o, retention))| {
-            let t = o.total.0 as isize;
-            o.placed(retention)
-                .windows(&windows)
-                .into_iter()
-                .flat_map(move |(window, start, _)| {
-                    let mine = ((window, start), (t, 1, 0));
-                    let next = next_start(window, start).map(|n| ((window, n), (0, 0, t)));
-                    std::iter::once(mine).chain(next)
-                })
-        })
-        .count_total();
+    let totals = sum_by_key(
+        inputs
+            .live_orders
+            .clone()
+            .flat_map(move |(_, (o, retention))| {
+                let t = o.total.0 as isize;
+                o.placed(retention).windows(&windows).into_iter().flat_map(
+                    move |(window, start, _)| {
+                        let mine = ((window, start), [t, 1, 0]);
+                        let next = next_start(window, start).map(|n| ((window, n), [0, 0, t]));
+                        std::iter::once(mine).chain(next)
+                    },
+                )
+            }),
+    );
 
     // one row per Visible window (windows without live orders are not visible)
     totals.join_core(
         shared.visible.clone(),
-        |&(window, start), &(rev, n, prev), &()| {
+        |&(window, start), &[rev, n, prev], &()| {
             Some(ViewRow::Revenue(RevenueRow::new(
                 window,
                 start,

@@ -233,7 +233,11 @@ impl<const M: usize, const R: usize> Summed<M, R> {
 /// A time's updates are bucketed by group in a hash map, not consolidated by a sort: sorting
 /// every update of a time by (group, item) was the operator's largest cost (perf, 1M orders,
 /// steady 100k events/s), and the ranking sums per id anyway.
-fn per_group<'s, K, C, O, F>(name: &str, input: Coll<'s, (K, C)>, mut rank: F) -> Coll<'s, (K, O)>
+pub(super) fn per_group<'s, K, C, O, F>(
+    name: &str,
+    input: Coll<'s, (K, C)>,
+    mut rank: F,
+) -> Coll<'s, (K, O)>
 where
     K: ExchangeData + Hash + Eq,
     C: ExchangeData,
