@@ -851,10 +851,9 @@ mod tests {
         assert!(u.live_orders.is_empty());
     }
 
-    #[test]
-    fn a_product_changing_category_moves_the_orders_containing_it() {
-        let mut ing = Ingest::new(&windows(), None, 100);
-        let u = ing.apply(&tx(vec![
+    /// Products 10 and 11 in category 1; order 1 holds both, order 2 only 11.
+    fn two_orders_of_two_products() -> Vec<Change> {
+        vec![
             product(10, Some(1), 1),
             product(11, Some(1), 1),
             order(1, HOUR, 500, OrderStatus::Pending, 1),
@@ -862,7 +861,13 @@ mod tests {
             item(2, 1, 11, 1),
             order(2, HOUR, 500, OrderStatus::Pending, 1),
             item(3, 2, 11, 1),
-        ]));
+        ]
+    }
+
+    #[test]
+    fn a_product_changing_category_moves_the_orders_containing_it() {
+        let mut ing = Ingest::new(&windows(), None, 100);
+        let u = ing.apply(&tx(two_orders_of_two_products()));
         // one category per order however many of its products are in it
         let cats = |u: &Updates| -> Vec<(i64, isize)> {
             u.order_categories
@@ -903,17 +908,10 @@ mod tests {
         kept.index_idle = u64::MAX;
         let mut dropped = Ingest::new(&windows(), None, 100);
         dropped.index_idle = 0;
+        let mut first = two_orders_of_two_products();
+        first.push(product(12, Some(2), 1));
         let txs = vec![
-            vec![
-                product(10, Some(1), 1),
-                product(11, Some(1), 1),
-                product(12, Some(2), 1),
-                order(1, HOUR, 500, OrderStatus::Pending, 1),
-                item(1, 1, 10, 1),
-                item(2, 1, 11, 1),
-                order(2, HOUR, 500, OrderStatus::Pending, 1),
-                item(3, 2, 11, 1),
-            ],
+            first,
             vec![order(9, HOUR, 1, OrderStatus::Pending, 2)],
             vec![product(10, Some(2), 3)],
             // order 3 appears, its product moves, its item goes and comes back, all in one tx
