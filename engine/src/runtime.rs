@@ -5,8 +5,9 @@
 //! Time: each engine time is one batch of whole source transactions (one transaction when the
 //! engine keeps up; several queued ones merged under load), so a reader never sees half a
 //! transaction. Worker 0 owns the inputs and publication; other workers only compute (their
-//! inputs are closed at once). Results are exchanged to worker 0, buffered per time, and applied
-//! to the store when the probe (placed after the buffer) has passed that time.
+//! inputs are closed at once). Results are exchanged to worker 0, buffered per time, and, when
+//! the probe (placed after the buffer) has passed that time, handed to worker 0's publish
+//! thread, which applies the times to the store in order.
 //!
 //! Owns threads and channels; must not define views (see [`crate::views`]).
 
