@@ -2,7 +2,7 @@
 //! each alert is a function of the current live orders only, so it disappears as soon as its
 //! condition stops holding (order deleted, cancelled or corrected).
 
-use super::top_n::per_group;
+use super::per_group::per_group;
 use super::{Coll, FraudConfig};
 use crate::facts::{LiveOrder, Retention};
 use foldhash::HashMap;

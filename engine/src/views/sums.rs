@@ -6,12 +6,12 @@
 //! count_totals of revenue and category_sales, whose inputs repeat a few keys many times, were
 //! a fifth of the worker's time at 1M orders).
 //!
-//! Time and exchange are [`super::top_n::per_group`]'s: a time's changes are applied when the
+//! Time and exchange are [`super::per_group`]'s: a time's changes are applied when the
 //! input frontier passes it, in time order, so the output at t is the sums through t.
 //!
 //! Owns only the sums; it must not know what the keys mean.
 
-use super::top_n::per_group;
+use super::per_group::per_group;
 use super::Coll;
 use differential_dataflow::ExchangeData;
 use foldhash::HashMap;

@@ -17,23 +17,20 @@
 //! numbered 1..=n. The output changes only where a rank's row changed (consolidated per time,
 //! like a reduce's output).
 //!
-//! Time: updates are held until the input frontier passes their time and then applied in time
-//! order, a time's updates consolidated first, so the output at time t is exactly the ranking
-//! of the input accumulated through t (the engine's times are totally ordered). Groups are
-//! exchanged by hash, so each worker ranks its share of groups, as a reduce would.
+//! Time and exchange are [`super::per_group`]'s: a time's changes are applied when the input
+//! frontier passes it, in time order, netted per id first, so the output at time t is exactly
+//! the ranking of the input accumulated through t (the engine's times are totally ordered).
+//! Groups are exchanged by hash, so each worker ranks its share of groups, as a reduce would.
 //!
 //! State is compacted as it goes (an id at zero is removed, an empty group with it). It owns
 //! no other state and must not know what the groups mean.
 
-use super::{Coll, Time};
-use differential_dataflow::{AsCollection, ExchangeData, Hashable};
+use super::per_group::per_group;
+use super::Coll;
+use differential_dataflow::ExchangeData;
 use foldhash::HashMap;
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
 use std::hash::Hash;
-use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 
 /// An id's place in one of [`top_n_by_sums`]' rankings: `(ranking, rank, id, sums)`, ranking
 /// the index of the score it ranks by, rank from 1.
@@ -224,81 +221,15 @@ impl<const M: usize, const R: usize> Summed<M, R> {
     }
 }
 
-/// The timely operator under the rankings: exchanges `(group, item)` updates by group, holds
-/// them until the input frontier passes their time, and then, in time order, calls
-/// `rank(group, changes, emit)` once per group with that time's changes of the group (in no
-/// particular order, not consolidated). What `emit((out, diff))` is given leaves at that time
-/// as `((group, out), time, diff)`.
-///
-/// A time's updates are bucketed by group in a hash map, not consolidated by a sort: sorting
-/// every update of a time by (group, item) was the operator's largest cost (perf, 1M orders,
-/// steady 100k events/s), and the ranking sums per id anyway.
-pub(super) fn per_group<'s, K, C, O, F>(
-    name: &str,
-    input: Coll<'s, (K, C)>,
-    mut rank: F,
-) -> Coll<'s, (K, O)>
-where
-    K: ExchangeData + Hash + Eq,
-    C: ExchangeData,
-    O: ExchangeData,
-    F: FnMut(&K, &mut [(C, isize)], &mut dyn FnMut(O, isize)) + 'static,
-{
-    type Update<K, C> = ((K, C), Time, isize);
-    let by_group = Exchange::new(|((group, _), _, _): &Update<K, C>| group.hashed());
-    input
-        .inner
-        .unary_frontier(by_group, name, move |_cap, _info| {
-            // updates not yet complete, by time, with a capability to emit their changes at it
-            let mut pending: BTreeMap<Time, Held<K, C>> = BTreeMap::new();
-            // a completed time's updates by group
-            let mut by_group: HashMap<K, Vec<(C, isize)>> = HashMap::default();
-            move |(input, frontier), output| {
-                input.for_each(|cap, data: &mut Vec<Update<K, C>>| {
-                    // one map lookup per run of equal times (a batch is usually one time)
-                    let mut data = data.drain(..).peekable();
-                    while let Some((update, time, diff)) = data.next() {
-                        let held = &mut pending
-                            .entry(time)
-                            .or_insert_with(|| (cap.delayed(&time, 0), Vec::new()))
-                            .1;
-                        held.push((update, diff));
-                        while let Some((update, _, diff)) = data.next_if(|(_, t, _)| *t == time) {
-                            held.push((update, diff));
-                        }
-                    }
-                });
-                while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
-                    }
-                    let (time, (cap, updates)) = entry.remove_entry();
-                    for ((group, item), diff) in updates {
-                        by_group.entry(group).or_default().push((item, diff));
-                    }
-                    let mut session = output.session(&cap);
-                    for (group, mut changes) in by_group.drain() {
-                        rank(&group, &mut changes, &mut |out, diff| {
-                            session.give(((group.clone(), out), time, diff))
-                        });
-                    }
-                }
-            }
-        })
-        .as_collection()
-}
-
-/// A time's updates held until complete, with the capability to emit their changes at it.
-type Held<K, C> = (Capability<Time>, Vec<((K, C), isize)>);
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::views::Time;
     use differential_dataflow::input::Input;
     use differential_dataflow::operators::CountTotal;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::sync::{Arc, Mutex};
     use timely::dataflow::operators::Inspect;
 
@@ -439,9 +370,11 @@ mod tests {
 #[cfg(test)]
 mod two_sums {
     use super::*;
+    use crate::views::Time;
     use differential_dataflow::input::Input;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
+    use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
     use timely::dataflow::operators::Inspect;
 
