@@ -339,7 +339,8 @@ impl Ingest {
             f.item_categories
                 .extend(f.items.iter().map(|(_, it)| category(it.product_id)));
         }
-        let mut categories: Vec<i64> = f.basket.iter().filter_map(|&p| category(p)).collect();
+        // the basket's categories are its items' (one lookup per item, not two)
+        let mut categories: Vec<i64> = f.item_categories.iter().flatten().copied().collect();
         categories.sort_unstable();
         categories.dedup();
         f.categories = categories;
