@@ -7,6 +7,7 @@
 pub mod also_bought;
 pub mod category_sales;
 pub mod fraud_alerts;
+pub mod per_group;
 pub mod recommendations;
 pub mod revenue;
 pub mod shared;
@@ -207,7 +208,7 @@ pub fn build_published<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, V
 }
 
 fn assemble<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig, recs_index: bool) -> Coll<'s, ViewRow> {
-    // arrangements and per-product sales read by several views, built once
+    // sale lines per shown slot, read by several views, built once
     let shared = shared::Shared::new(inputs, cfg);
 
     // top_products' rows are also the best sellers recommendations fill in with (read from
@@ -224,5 +225,5 @@ fn assemble<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig, recs_index: bool) -> Col
     if recs_index {
         views.push(recommendations::build(inputs));
     }
-    revenue::build(inputs, &shared, cfg).concatenate(views)
+    revenue::build(inputs, cfg).concatenate(views)
 }

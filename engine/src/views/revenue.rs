@@ -2,15 +2,18 @@
 //! previous window's revenue and the trend. Reads `live_orders` with their windows' retention:
 //! PrevOnly windows only lend their revenue to the next window.
 
-use super::shared::{next_start, Shared};
+use super::shared::next_start;
 use super::sums::sum_by_key;
 use super::{Coll, Inputs, ViewsConfig};
+use crate::facts::Retained;
 use sources::Money;
 use view_store::{RevenueRow, ViewRow};
 
-pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // ((window, start), [revenue, orders, prev_revenue]) summed per window: each live order
-    // counts in each of its retained windows and as the previous window of the next one
+pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+    // ((window, start), [revenue, orders, prev_revenue, visible orders]) summed per window:
+    // each live order counts in each of its retained windows and as the previous window of the
+    // next one; a window's orders are Visible or PrevOnly together (the cutoff decides per
+    // window), so the fourth sum tells whether the window is shown
     let windows = cfg.windows.clone();
     let totals = sum_by_key(
         inputs
@@ -19,28 +22,29 @@ pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) ->
             .flat_map(move |(_, (o, retention))| {
                 let t = o.total.0 as isize;
                 o.placed(retention).windows(&windows).into_iter().flat_map(
-                    move |(window, start, _)| {
-                        let mine = ((window, start), [t, 1, 0]);
-                        let next = next_start(window, start).map(|n| ((window, n), [0, 0, t]));
+                    move |(window, start, retained)| {
+                        let shown = isize::from(retained == Retained::Visible);
+                        let mine = ((window, start), [t, 1, 0, shown]);
+                        let next = next_start(window, start).map(|n| ((window, n), [0, 0, t, 0]));
                         std::iter::once(mine).chain(next)
                     },
                 )
             }),
     );
 
-    // one row per Visible window (windows without live orders are not visible)
-    totals.join_core(
-        shared.visible.clone(),
-        |&(window, start), &[rev, n, prev], &()| {
-            Some(ViewRow::Revenue(RevenueRow::new(
+    // one row per Visible window with a live order (a window only lending its revenue to the
+    // next, or holding only that lent revenue, is not shown)
+    totals.flat_map(|((window, start), [rev, n, prev, shown])| {
+        (shown > 0).then(|| {
+            ViewRow::Revenue(RevenueRow::new(
                 window,
                 start,
                 n as i64,
                 Money(rev as i64),
                 Money(prev as i64),
-            )))
-        },
-    )
+            ))
+        })
+    })
 }
 
 #[cfg(test)]

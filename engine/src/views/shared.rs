@@ -1,19 +1,11 @@
-//! Collections and arrangements that several views read, built once per dataflow so that the
-//! views share them. The ranking operator of the ranked views is
-//! [`super::top_n::top_n_by_sums`].
+//! Collections that several views read, built once per dataflow so that the views share them.
+//! The ranking operator of the ranked views is [`super::top_n::top_n_by_sums`].
 //!
 //! Owns only derived collections; it must not decide what a view shows (the view modules do).
 
-use super::{Coll, Inputs, Time, ViewsConfig};
-use crate::facts::Retained;
-use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
-use differential_dataflow::operators::ThresholdTotal;
-use differential_dataflow::trace::implementations::KeySpine;
+use super::{Coll, Inputs, ViewsConfig};
 use sources::Micros;
 use view_store::Window;
-
-/// A set of keys, arranged.
-pub type Keys<'s, K> = Arranged<'s, TraceAgent<KeySpine<K, Time, isize>>>;
 
 /// A window instance a view reports on: `(window, Some(start))` for a tumbling window, or
 /// `(Window::All, None)` for all time.
@@ -25,8 +17,6 @@ pub type SlotLine = (i64, Option<i64>, [isize; 2]);
 /// What the views have in common.
 #[derive(Clone)]
 pub struct Shared<'s> {
-    /// `(window, start)` of every Visible window with at least one live order.
-    pub visible: Keys<'s, (Window, Micros)>,
     /// `(slot, (product, category, [quantity, revenue]))` once per sale line in each shown slot
     /// of its order, with the product's current category: the input of top_products and
     /// category_sales, summed by each in its own groups. Lines are not summed per product
@@ -38,21 +28,6 @@ pub struct Shared<'s> {
 
 impl<'s> Shared<'s> {
     pub fn new(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Self {
-        // windows to show: Visible ones that hold a live order
-        let windows = cfg.windows.clone();
-        let visible = inputs
-            .live_orders
-            .clone()
-            .flat_map(move |(_, (o, retention))| {
-                o.placed(retention)
-                    .windows(&windows)
-                    .into_iter()
-                    .filter(|(_, _, r)| *r == Retained::Visible)
-                    .map(|(w, start, _)| (w, start))
-            })
-            .distinct_total()
-            .arrange_by_self();
-
         // each sale line in each shown slot of its order
         let windows = cfg.windows.clone();
         let shown_sales =
@@ -68,10 +43,7 @@ impl<'s> Shared<'s> {
                         .map(move |slot| (slot, (product, category, sums)))
                 });
 
-        Shared {
-            visible,
-            shown_sales,
-        }
+        Shared { shown_sales }
     }
 }
 
