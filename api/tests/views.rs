@@ -115,6 +115,15 @@ async fn view_endpoints_answer_with_as_of_and_filters() {
     assert_eq!(rows_of(&v).len(), 1);
     let (_, v) = t.get("/products/999/also-bought").await;
     assert_eq!(rows_of(&v).len(), 0);
+    // derived by the store from the co-occurrence counts: the top 10 of 12 partners
+    let (_, v) = t.get("/products/1/also-bought").await;
+    let r = rows_of(&v);
+    assert_eq!(r.len(), 10);
+    assert_eq!(
+        r[0],
+        json!({"product_id": 1, "rank": 1, "other_product_id": 101, "order_count": 29})
+    );
+    assert_eq!(r[9]["other_product_id"], 110);
 
     let (_, v) = t.get("/recommendations/7").await;
     assert_eq!(v["view"], "recommendations");

@@ -128,12 +128,18 @@ fn views(c: &mut Criterion) {
     for (name, build) in cases {
         let mut rig = Rig::new(&cfg, build);
         let t0 = std::time::Instant::now();
-        rig.tick(|s| s.feed(base.clone()));
+        rig.tick(|s| {
+            s.feed(base.clone());
+        });
         eprintln!("{name}: loaded 100k orders in {:?}", t0.elapsed());
         group.bench_function(name, |b| {
             b.iter(|| {
-                rig.tick(|s| s.feed(insert.clone()));
-                rig.tick(|s| s.feed(retract.clone()));
+                rig.tick(|s| {
+                    s.feed(insert.clone());
+                });
+                rig.tick(|s| {
+                    s.feed(retract.clone());
+                });
             })
         });
     }
@@ -165,17 +171,27 @@ fn views(c: &mut Criterion) {
         ("all", engine::views::build),
     ] {
         let mut rig = Rig::new(&cfg, build);
-        rig.tick(|s| s.feed(base.clone()));
+        rig.tick(|s| {
+            s.feed(base.clone());
+        });
         group.bench_function(format!("{name}/category_change_and_back"), |b| {
             b.iter(|| {
-                rig.tick(|s| s.feed(move_away.clone()));
-                rig.tick(|s| s.feed(move_back.clone()));
+                rig.tick(|s| {
+                    s.feed(move_away.clone());
+                });
+                rig.tick(|s| {
+                    s.feed(move_back.clone());
+                });
             })
         });
         group.bench_function(format!("{name}/100_orders_insert_retract"), |b| {
             b.iter(|| {
-                rig.tick(|s| s.feed(batch_in.clone()));
-                rig.tick(|s| s.feed(batch_out.clone()));
+                rig.tick(|s| {
+                    s.feed(batch_in.clone());
+                });
+                rig.tick(|s| {
+                    s.feed(batch_out.clone());
+                });
             })
         });
     }

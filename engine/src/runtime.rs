@@ -7,12 +7,14 @@
 //! transaction. Worker 0 owns the inputs and publication; other workers only compute (their
 //! inputs are closed at once). Results are exchanged to worker 0, buffered per time, and, when
 //! the probe (placed after the buffer) has passed that time, handed to worker 0's publish
-//! thread, which applies the times to the store in order.
+//! thread, which applies the times to the store in order. A time's index updates (for
+//! `also_bought` and `recommendations`, see [`crate::views::index`]) skip the dataflow: worker 0
+//! keeps them with the time's metadata and hands them over with its view rows.
 //!
 //! Owns threads and channels; must not define views (see [`crate::views`]).
 
 use crate::ingest::Ingest;
-use crate::views::{self, Sessions, Time, Updates, ViewsConfig};
+use crate::views::{self, IndexUpdates, Sessions, Time, Updates, ViewsConfig};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use sources::{Lsn, Micros, Position, Transaction};
 use std::cell::RefCell;
@@ -125,7 +127,7 @@ impl Engine {
     ) -> anyhow::Result<Engine> {
         let counters = Arc::new(Counters::default());
         // recommendations are computed when read, with the configured K
-        store.set_recommendations_k(cfg.views.also_bought_k);
+        store.set_top_k(cfg.views.also_bought_k);
         let (submit_tx, submit_rx) = crossbeam_channel::bounded::<Transaction>(cfg.queue.max(1));
         let (batch_tx, batch_rx) = crossbeam_channel::unbounded::<Batch>();
         let (credit_tx, credit_rx) = crossbeam_channel::unbounded::<()>();
@@ -466,8 +468,8 @@ fn run_worker(
     let pending_w = pending.clone();
     let sessions = worker.dataflow::<Time, _, _>(|scope| {
         let (sessions, inputs) = Sessions::new(scope);
-        // view rows and the recommendations index updates, published together per time
-        views::build_published(&inputs, views_cfg)
+        // the dataflow's view rows; the index updates bypass it (see `feed_and_step`)
+        views::build(&inputs, views_cfg)
             .inner
             .exchange(|_| 0)
             .inspect_core(move |event| {
@@ -519,6 +521,8 @@ fn run_worker(
 struct Publication {
     meta: BatchMeta,
     changes: Vec<(ViewRow, isize)>,
+    /// The time's index updates, which never entered the dataflow.
+    index: IndexUpdates,
 }
 
 /// Worker 0's loop: feeds batches from the ingest thread, steps the dataflow, hands every time
@@ -532,7 +536,8 @@ fn feed_and_step(
     to_store: &Sender<Publication>,
     counters: &Counters,
 ) {
-    let mut metas: BTreeMap<Time, BatchMeta> = BTreeMap::new();
+    // per fed time: its metadata and its index updates, until the probe passes it
+    let mut metas: BTreeMap<Time, (BatchMeta, IndexUpdates)> = BTreeMap::new();
     let mut open = true;
     while open {
         loop {
@@ -542,9 +547,12 @@ fn feed_and_step(
                         .updates_out
                         .fetch_add(batch.updates.len() as u64, Ordering::Relaxed);
                     sessions.advance_to(batch.time);
-                    sessions.feed(batch.updates);
+                    // The index updates are stateless projections of the inputs that only the
+                    // store reads (`views::index`): they wait here for their time's view rows
+                    // instead of being mapped, exchanged and consolidated by the dataflow.
+                    let index = sessions.feed(batch.updates);
                     sessions.advance_to(batch.time + 1);
-                    metas.insert(batch.time, batch.meta);
+                    metas.insert(batch.time, (batch.meta, index));
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
@@ -574,14 +582,14 @@ fn feed_and_step(
 fn publish(
     probe: &ProbeHandle<Time>,
     pending: &Pending,
-    metas: &mut BTreeMap<Time, BatchMeta>,
+    metas: &mut BTreeMap<Time, (BatchMeta, IndexUpdates)>,
     to_store: &Sender<Publication>,
 ) {
     while let Some((&t, _)) = metas.first_key_value() {
         if probe.less_equal(&t) {
             break;
         }
-        let Some((_, meta)) = metas.pop_first() else {
+        let Some((_, (meta, index))) = metas.pop_first() else {
             break;
         };
         let changes: Vec<(ViewRow, isize)> = {
@@ -597,7 +605,14 @@ fn publish(
             }
             out
         };
-        if to_store.send(Publication { meta, changes }).is_err() {
+        if to_store
+            .send(Publication {
+                meta,
+                changes,
+                index,
+            })
+            .is_err()
+        {
             // the publish thread is gone (it panicked): nothing more can be published
             tracing::error!("publish thread gone; dropping view changes");
             return;
@@ -612,7 +627,12 @@ fn apply_to_store(
     counters: &Counters,
     on_publish: Option<&OnPublish>,
 ) {
-    let Publication { meta, mut changes } = p;
+    let Publication {
+        meta,
+        mut changes,
+        index,
+    } = p;
+    views::index::deltas(index, &mut changes);
     crate::ingest::consolidate(&mut changes);
     // Retractions first, so a reader applying in order never sees two rows for one key.
     changes.sort_by_key(|(_, r)| *r > 0);

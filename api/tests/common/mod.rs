@@ -165,47 +165,29 @@ pub fn sample_rows() -> Vec<ViewRow> {
         order_count: 6,
         amount: None,
     }));
-    for (rank, other, n) in [(1, 12, 3), (2, 13, 1)] {
-        rows.push(ViewRow::AlsoBought(AlsoBoughtRow {
-            product_id: 11,
-            rank,
-            other_product_id: other,
-            order_count: n,
-        }));
-    }
-    rows.push(ViewRow::AlsoBought(AlsoBoughtRow {
-        product_id: 12,
-        rank: 1,
-        other_product_id: 11,
-        order_count: 3,
-    }));
-    // Recommendations are computed when read, from index updates (a row per unit of
-    // multiplicity here): customer 7 viewed product 1 (weight 1), bought with 100 + rank in
-    // 30 - rank orders, so 7's list is 101 (score 29), 102 (28), ...; customer 8 bought 12
-    // (weight 2), bought once with 11, so 8's list is 11 (score 2) and nothing else (the best
-    // sellers 12 and 11 are bought or listed).
+    // also_bought and recommendations are derived by the store from index updates (a row
+    // per unit of multiplicity here). also_bought: 11 was bought with 12 in 3 orders and with
+    // 13 in 1, so 11 -> 12 (3), 13 (1) and 12 -> 11 (3); customer 7 viewed product 1 (weight
+    // 1), bought with 100 + rank in 30 - rank orders, so 7's list is 101 (score 29), 102 (28),
+    // ... (and also_bought of 1 lists 101..110); customer 8 bought 12 (weight 2), so 8's list
+    // is 11 (score 6) and nothing else (the best sellers 12 and 11 are bought or listed).
     let index = ViewRow::RecsIndex;
+    let co = |product, other| index(RecsDelta::CoPurchase { product, other });
+    for (p, q, n) in [(11, 12, 3), (11, 13, 1), (12, 11, 3), (13, 11, 1)] {
+        rows.extend((0..n).map(|_| co(p, q)));
+    }
     rows.push(index(RecsDelta::Interaction {
         customer: 7,
         product: 1,
         kind: InteractionKind::View,
     }));
     for rank in 1..=12i64 {
-        for _ in 0..30 - rank {
-            rows.push(index(RecsDelta::CoPurchase {
-                product: 1,
-                other: 100 + rank,
-            }));
-        }
+        rows.extend((0..30 - rank).map(|_| co(1, 100 + rank)));
     }
     rows.push(index(RecsDelta::Interaction {
         customer: 8,
         product: 12,
         kind: InteractionKind::Purchase,
-    }));
-    rows.push(index(RecsDelta::CoPurchase {
-        product: 12,
-        other: 11,
     }));
     rows
 }

@@ -18,16 +18,16 @@
 //!   - serving: `ViewStore::recommend(c, k)` for `--serve` random customers (p50/p99), on the
 //!     loaded engine.
 //! * `base` / `index`: the dataflow alone on one worker (no runtime) without / with the
-//!   recommendations index (`views::build` / `views::build_published` + the store's index,
+//!   store's index (`views::build`, plus `views::index::deltas` applied to the store and
 //!   served through the hook): run both (separate processes, so RSS growth is not shared);
-//!   the difference is what recommendations cost in memory and update time.
+//!   the difference is what also_bought and recommendations cost in memory and update time.
 //!
 //! The synthetic shop: 10 categories, every 20th product inactive, product popularity skewed
 //! (u³), orders of 1-4 items, each customer with 2 product views, a category browse and, for
 //! some, cart and wishlist rows; 20 orders per second of event time.
 
 use engine::facts::{Interaction, Item, LiveOrder, ProductFacts, Retention, ViewEvent};
-use engine::views::testkit::{order_facts, Rig, Sessions, Updates};
+use engine::views::testkit::{order_facts, Rig, Updates};
 use engine::views::{self, Coll, Inputs, ViewsConfig};
 use engine::{Engine, EngineConfig};
 use sources::{
@@ -506,15 +506,13 @@ fn rows_only<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
         .inspect(|(row, _, r)| OUT.with(|o| o.borrow_mut().push((row.clone(), *r))))
 }
 
-fn published<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    views::build_published(inputs, cfg)
-        .inspect(|(row, _, r)| OUT.with(|o| o.borrow_mut().push((row.clone(), *r))))
-}
-
-/// Applies what the dataflow produced to the store as the runtime does (consolidated,
-/// retractions first).
-fn publish(store: &ViewStore, time: u64) {
+/// Applies what the dataflow produced, and with `index` the time's index updates, to the
+/// store as the runtime does (consolidated, retractions first).
+fn publish(store: &ViewStore, time: u64, index: Option<views::IndexUpdates>) {
     let mut changes = OUT.with(|o| std::mem::take(&mut *o.borrow_mut()));
+    if let Some(index) = index {
+        views::index::deltas(index, &mut changes);
+    }
     changes.sort_by(|a, b| a.0.cmp(&b.0));
     let mut merged: Vec<(ViewRow, i64)> = Vec::with_capacity(changes.len());
     for (row, r) in changes {
@@ -535,7 +533,7 @@ fn publish(store: &ViewStore, time: u64) {
 }
 
 fn feed_order(
-    s: &mut Sessions,
+    f: &mut Updates,
     cfg: &ViewsConfig,
     products: &BTreeMap<i64, ProductFacts>,
     (id, c, lines): &Order,
@@ -554,17 +552,7 @@ fn feed_order(
             price: Money(100),
         })
         .collect();
-    let mut f = Updates::default();
-    order_facts(
-        cfg,
-        *id,
-        order,
-        Retention::default(),
-        &items,
-        products,
-        &mut f,
-    );
-    s.feed(f);
+    order_facts(cfg, *id, order, Retention::default(), &items, products, f);
 }
 
 fn marginal(a: &Args, recs: bool) {
@@ -574,15 +562,20 @@ fn marginal(a: &Args, recs: bool) {
         ..ViewsConfig::default()
     };
     let store = ViewStore::new();
-    store.set_recommendations_k(cfg.also_bought_k);
+    store.set_top_k(cfg.also_bought_k);
     OUT.with(|o| o.borrow_mut().clear());
     let rss0 = rss_bytes();
-    let mut rig = Rig::new(&cfg, if recs { published } else { rows_only });
+    let mut rig = Rig::new(&cfg, rows_only);
     let mut time = 0;
-    let mut tick = |rig: &mut Rig, f: &mut dyn FnMut(&mut Sessions)| {
-        rig.tick(|s| f(s));
+    // one engine time: the dataflow's part fed, the index's part published with its rows (or
+    // dropped without the index)
+    let mut tick = |rig: &mut Rig, f: &mut dyn FnMut(&mut Updates)| {
+        let mut u = Updates::default();
+        f(&mut u);
+        let mut index = None;
+        rig.tick(|s| index = Some(s.feed(u)));
         time += 1;
-        publish(&store, time);
+        publish(&store, time, index.filter(|_| recs));
     };
     let mut shop = Shop::new(a.customers, a.products);
     let start = Instant::now();
@@ -595,17 +588,16 @@ fn marginal(a: &Args, recs: bool) {
             (p, f)
         })
         .collect();
-    tick(&mut rig, &mut |s| {
-        for (&p, &f) in &products {
-            s.products.update((p, f), 1);
-        }
+    tick(&mut rig, &mut |u| {
+        u.products
+            .extend(products.iter().map(|(&p, &f)| ((p, f), 1)));
     });
     let mut row_id = 0i64;
     for c0 in (0..a.customers).step_by(10_000) {
         let touches: Vec<(i64, Touches)> = (c0..(c0 + 10_000).min(a.customers))
             .map(|c| (c, shop.touches()))
             .collect();
-        tick(&mut rig, &mut |s| {
+        tick(&mut rig, &mut |u| {
             for (c, t) in &touches {
                 let c = *c;
                 for &p in &t.views {
@@ -615,7 +607,7 @@ fn marginal(a: &Args, recs: bool) {
                         product_id: Some(p),
                         category_id: Some(Shop::category(p)),
                     };
-                    s.product_views.update((row_id, v), 1);
+                    u.product_views.push(((row_id, v), 1));
                 }
                 row_id += 1;
                 let b = ViewEvent {
@@ -623,14 +615,14 @@ fn marginal(a: &Args, recs: bool) {
                     product_id: None,
                     category_id: Some(t.browse),
                 };
-                s.product_views.update((row_id, b), 1);
+                u.product_views.push(((row_id, b), 1));
                 for &p in &t.cart {
                     row_id += 1;
                     let i = Interaction {
                         customer_id: c,
                         product_id: p,
                     };
-                    s.carts.update((row_id, i), 1);
+                    u.carts.push(((row_id, i), 1));
                 }
                 for &p in &t.wish {
                     row_id += 1;
@@ -638,7 +630,7 @@ fn marginal(a: &Args, recs: bool) {
                         customer_id: c,
                         product_id: p,
                     };
-                    s.wishlists.update((row_id, i), 1);
+                    u.wishlists.push(((row_id, i), 1));
                 }
             }
         });
@@ -647,9 +639,9 @@ fn marginal(a: &Args, recs: bool) {
     while loaded < a.orders {
         let n = 5_000.min(a.orders - loaded);
         let batch: Vec<Order> = (0..n).map(|_| shop.order()).collect();
-        tick(&mut rig, &mut |s| {
+        tick(&mut rig, &mut |u| {
             for o in &batch {
-                feed_order(s, &cfg, &products, o);
+                feed_order(u, &cfg, &products, o);
             }
         });
         loaded += n;
@@ -660,14 +652,14 @@ fn marginal(a: &Args, recs: bool) {
     for _ in 0..a.updates {
         let o = shop.order();
         let t = Instant::now();
-        tick(&mut rig, &mut |s| feed_order(s, &cfg, &products, &o));
+        tick(&mut rig, &mut |u| feed_order(u, &cfg, &products, &o));
         lat.push(t.elapsed().as_secs_f64() * 1e3);
     }
     println!(
         "marginal, {}: customers={} products={} orders={}: load {:.1} s, RSS growth {:.0} MB, \
          update per order (dataflow + store apply, {} single-order times): p50 {:.3} ms, p99 {:.3} ms",
         if recs {
-            "all-time views + recommendations index (views::build_published)"
+            "all-time views + the store's index (views::build + views::index::deltas)"
         } else {
             "all-time views without recommendations (views::build)"
         },

@@ -1,14 +1,16 @@
 //! The views of SPEC §4 as differential computations, one module per view. Each module's
 //! `build` reads like the view's definition: a chain of collections named for what they hold.
+//! `also_bought` and `recommendations` are the exceptions: both are read from an index of
+//! additive facts (co-occurrence, interactions) that the store keeps and derives them from
+//! (view_store's `co` and `recs`); [`index`] says what the index is fed and why.
 //!
 //! This module owns the inputs every view reads ([`Inputs`]) and the settings ([`ViewsConfig`]);
 //! it must not feed inputs or publish results (the dataflow runtime does).
 
-pub mod also_bought;
 pub mod category_sales;
 pub mod fraud_alerts;
+pub mod index;
 pub mod per_group;
-pub mod recommendations;
 pub mod revenue;
 pub mod shared;
 pub mod sums;
@@ -29,11 +31,16 @@ pub type Time = u64;
 /// A collection in the engine's dataflow scope.
 pub type Coll<'s, D> = VecCollection<'s, Time, D, isize>;
 
-/// Declares the dataflow's inputs once, and from that list derives [`Inputs`] (the collections
-/// the views read), [`Updates`] (one engine time's changes to each, built by the ingest thread)
-/// and [`Sessions`] (the input sessions of the feeding worker), so the three never drift apart.
-macro_rules! dataflow_inputs {
-    ($( $(#[$doc:meta])* $name:ident : $ty:ty ),* $(,)?) => {
+/// Declares the engine's inputs once, and from that list derives [`Inputs`] (the collections
+/// the dataflow's views read), [`Updates`] (one engine time's changes to every input, built by
+/// the ingest thread), [`IndexUpdates`] (the part the store's index takes instead of the
+/// dataflow) and [`Sessions`] (the input sessions of the feeding worker), so they never drift
+/// apart.
+macro_rules! engine_inputs {
+    (
+        dataflow { $( $(#[$doc:meta])* $name:ident : $ty:ty ),* $(,)? }
+        index { $( $(#[$idoc:meta])* $iname:ident : $ity:ty ),* $(,)? }
+    ) => {
         /// The dataflow's inputs: the source tables upserted, projected (see [`crate::facts`])
         /// and, for orders and their items, joined at ingest (see [`crate::ingest`]).
         #[derive(Clone)]
@@ -41,16 +48,24 @@ macro_rules! dataflow_inputs {
             $( $(#[$doc])* pub $name: Coll<'s, $ty>, )*
         }
 
-        /// Changes to every input for one engine time.
+        /// Changes to every input for one engine time: the dataflow's and the index's.
         #[derive(Clone, Debug, Default, PartialEq, Eq)]
         pub struct Updates {
             $( $(#[$doc])* pub $name: Vec<($ty, isize)>, )*
+            $( $(#[$idoc])* pub $iname: Vec<($ity, isize)>, )*
+        }
+
+        /// The changes of one engine time that go to the store's index (see [`index`]), not
+        /// through the dataflow.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct IndexUpdates {
+            $( $(#[$idoc])* pub $iname: Vec<($ity, isize)>, )*
         }
 
         impl Updates {
             /// Number of updates over all inputs.
             pub fn len(&self) -> usize {
-                0 $( + self.$name.len() )*
+                0 $( + self.$name.len() )* $( + self.$iname.len() )*
             }
 
             pub fn is_empty(&self) -> bool {
@@ -58,19 +73,22 @@ macro_rules! dataflow_inputs {
             }
 
             /// Cancels `+x` against `−x` within the batch, so superseded updates (a row changed
-            /// twice in one transaction) never reach the dataflow.
+            /// twice in one transaction) never reach the dataflow or the store.
             pub fn consolidate(&mut self) {
                 $( crate::ingest::consolidate(&mut self.$name); )*
+                $( crate::ingest::consolidate(&mut self.$iname); )*
             }
 
             /// Flips the sign of every update.
             pub fn negate(&mut self) {
                 $( for (_, r) in self.$name.iter_mut() { *r = -*r; } )*
+                $( for (_, r) in self.$iname.iter_mut() { *r = -*r; } )*
             }
 
             /// Appends `other`'s updates (same engine time).
             pub fn merge(&mut self, other: Updates) {
                 $( self.$name.extend(other.$name); )*
+                $( self.$iname.extend(other.$iname); )*
             }
         }
 
@@ -90,9 +108,11 @@ macro_rules! dataflow_inputs {
                 )
             }
 
-            /// Feeds `updates` at the current time.
-            pub fn feed(&mut self, updates: Updates) {
+            /// Feeds the dataflow's part of `updates` at the current time and returns the
+            /// index's part, which the caller publishes with this time's view rows.
+            pub fn feed(&mut self, updates: Updates) -> IndexUpdates {
                 $( for (d, r) in updates.$name { self.$name.update(d, r); } )*
+                IndexUpdates { $( $iname: updates.$iname, )* }
             }
 
             /// Closes every time before `t` and sends what is buffered.
@@ -108,26 +128,31 @@ macro_rules! dataflow_inputs {
     };
 }
 
-dataflow_inputs! {
-    /// `(order_id, (order, retention))` for every live (not cancelled) order.
-    live_orders: (i64, (LiveOrder, Retention)),
-    /// `(placement, line)` once per item of every live order.
-    sales: (Placed, Line),
-    /// `(placement, category_id)` once per live order and distinct current category of its
-    /// products.
-    order_categories: (Placed, i64),
-    /// `(customer_id, product_id)` once per live order of the customer containing the product.
-    purchases: (i64, i64),
-    /// `(p, q)`, p != q, once per live order containing both whose basket is within the cap.
-    co_purchases: (i64, i64),
-    /// `(product_id, facts)`.
-    products: (i64, ProductFacts),
-    /// `(cart_id, interaction)`.
-    carts: (i64, Interaction),
-    /// `(wishlist_id, interaction)`.
-    wishlists: (i64, Interaction),
-    /// `(view_id, event)`.
-    product_views: (i64, ViewEvent),
+engine_inputs! {
+    dataflow {
+        /// `(order_id, (order, retention))` for every live (not cancelled) order.
+        live_orders: (i64, (LiveOrder, Retention)),
+        /// `(placement, line)` once per item of every live order.
+        sales: (Placed, Line),
+        /// `(placement, category_id)` once per live order and distinct current category of its
+        /// products.
+        order_categories: (Placed, i64),
+    }
+    index {
+        /// `(customer_id, product_id)` once per live order of the customer containing the
+        /// product.
+        purchases: (i64, i64),
+        /// `(p, q)`, p != q, once per live order containing both whose basket is within the cap.
+        co_purchases: (i64, i64),
+        /// `(product_id, facts)`.
+        products: (i64, ProductFacts),
+        /// `(cart_id, interaction)`.
+        carts: (i64, Interaction),
+        /// `(wishlist_id, interaction)`.
+        wishlists: (i64, Interaction),
+        /// `(view_id, event)`.
+        product_views: (i64, ViewEvent),
+    }
 }
 
 /// Thresholds of the fraud rules (SPEC §4), all configurable from the CLI.
@@ -194,20 +219,10 @@ impl Default for ViewsConfig {
     }
 }
 
-/// Every view's rows, as one collection (each row knows its view). `recommendations` has no
-/// rows here: its lists are computed at read time from the index updates that
-/// [`build_published`] adds.
+/// The rows of every view the dataflow computes, as one collection (each row knows its view).
+/// `also_bought` and `recommendations` are not among them: the store derives them from the
+/// index updates ([`IndexUpdates`], see [`index`]) published with the same engine time.
 pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    assemble(inputs, cfg, false)
-}
-
-/// What the engine publishes into the store: every view's rows plus the index updates of
-/// `recommendations` ([`ViewRow::RecsIndex`], whose diffs are multiplicities, not 0/1).
-pub fn build_published<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    assemble(inputs, cfg, true)
-}
-
-fn assemble<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig, recs_index: bool) -> Coll<'s, ViewRow> {
     // sale lines per shown slot, read by several views, built once
     let shared = shared::Shared::new(inputs, cfg);
 
@@ -215,15 +230,11 @@ fn assemble<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig, recs_index: bool) -> Col
     // the store at read time)
     let top = top_products::build(&shared, cfg);
 
-    let mut views = vec![
+    let views = vec![
         top,
         trending::build(inputs, cfg),
         category_sales::build(inputs, &shared, cfg),
         fraud_alerts::build(&inputs.live_orders, &cfg.fraud),
-        also_bought::build(&inputs.co_purchases, cfg),
     ];
-    if recs_index {
-        views.push(recommendations::build(inputs));
-    }
     revenue::build(inputs, cfg).concatenate(views)
 }

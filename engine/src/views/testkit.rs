@@ -630,8 +630,9 @@ mod tests {
             for (k, (db, rows)) in states.iter().zip(&got).enumerate() {
                 let want = naive(db, &cfg);
                 seen.extend(want.iter().map(|r| r.view()));
-                // `naive` covers the five views above; also_bought and recommendations are
-                // checked against the oracle in engine/tests/random_streams.rs
+                // `naive` covers the five views of the dataflow; also_bought and
+                // recommendations (derived by the store) are checked against the oracle in
+                // engine/tests/random_streams.rs
                 let rows: BTreeSet<ViewRow> = rows
                     .iter()
                     .filter(|r| {

@@ -5,12 +5,16 @@
 //! none of the changes of one engine time (one source transaction or a batch of them), because
 //! the engine applies them under one write lock together with the new `as_of`.
 //!
-//! `recommendations` is the exception to "the store holds rows": its lists are computed when
-//! read, from an index the engine keeps up to date with [`ViewRow::RecsIndex`] deltas applied in
-//! the same batches (see [`recs`]). It has no change feed: subscribers never see it.
+//! Two views are derived here rather than sent as rows, from an index the engine keeps up to
+//! date with [`ViewRow::RecsIndex`] deltas applied in the same batches:
+//! * `recommendations`: lists computed when read (see [`recs`]); it has no change feed.
+//! * `also_bought`: its rows are derived from the co-occurrence counts as they change, in the
+//!   same write (see `co`), and fed and stored like any view's rows. The counts are the ones
+//!   recommendations score with, held once.
 //!
-//! Must not compute views (the engine does) nor know about HTTP, Kafka or files.
+//! Must not compute the dataflow's views (the engine does) nor know about HTTP, Kafka or files.
 
+mod co;
 pub mod recs;
 pub mod rows;
 pub mod status;
@@ -199,8 +203,9 @@ pub enum Feed {
     Changes(Arc<ChangeBatch>),
 }
 
-/// K of `recommendations` until the engine sets its own (`ViewsConfig::also_bought_k`'s default).
-pub const DEFAULT_RECS_K: usize = 10;
+/// K of `also_bought` and `recommendations` until the engine sets its own
+/// (`ViewsConfig::also_bought_k`'s default).
+pub const DEFAULT_K: usize = 10;
 
 /// Bound on a subscriber's queue: a subscriber that lags this many batches behind is dropped
 /// (its channel closes) rather than ever blocking the engine.
@@ -218,8 +223,9 @@ struct State {
     views: Vec<BTreeMap<ViewRow, i64>>,
     /// The read-time index of `recommendations` (its map in `views` stays empty).
     recs: recs::RecsIndex,
-    /// K of `recommendations`: the length of the lists the view holds (dump, `/views`).
-    recs_k: usize,
+    /// K of `also_bought` and `recommendations` (`--top-k`): the length of each product's
+    /// and each customer's list.
+    k: usize,
     subscribers: Vec<Subscriber>,
 }
 
@@ -251,7 +257,7 @@ impl ViewStore {
                     as_of: AsOf::default(),
                     views: ViewName::ALL.iter().map(|_| BTreeMap::new()).collect(),
                     recs: recs::RecsIndex::default(),
-                    recs_k: DEFAULT_RECS_K,
+                    k: DEFAULT_K,
                     subscribers: Vec::new(),
                 }),
                 as_of_tx,
@@ -264,41 +270,60 @@ impl ViewStore {
     /// Applies one engine time's changes and moves `as_of`, atomically for every reader.
     /// Never blocks on subscribers: a full subscriber queue drops that subscriber.
     ///
-    /// [`ViewRow::RecsIndex`] deltas go to the recommendations index (under the same lock) and
-    /// are left out of what subscribers receive.
+    /// [`ViewRow::RecsIndex`] deltas go to the index (under the same lock) and are left out of
+    /// what subscribers receive; the `also_bought` rows they change are added to the batch.
     pub fn apply(&self, mut batch: ChangeBatch) {
-        let mut st = self.inner.state.write();
+        let mut guard = self.inner.state.write();
+        let st = &mut *guard;
+        let mut anomalies = 0u64;
+        let mut co_deltas: Vec<(i64, i64, i64)> = Vec::new();
         for (row, diff) in &batch.changes {
-            if let ViewRow::RecsIndex(delta) = row {
-                if !st.recs.apply(delta, *diff) {
-                    self.inner.anomalies.fetch_add(1, Ordering::Relaxed);
+            match row {
+                ViewRow::RecsIndex(RecsDelta::CoPurchase { product, other }) => {
+                    co_deltas.push((*product, *other, *diff));
                 }
-                continue;
-            }
-            if let ViewRow::Recommendation(_) = row {
-                // Lists are computed from the index when read; stored rows would be a second,
-                // diverging truth.
-                self.inner.anomalies.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let map = &mut st.views[row.view().index()];
-            let count = map.entry(row.clone()).or_insert(0);
-            *count += diff;
-            let c = *count;
-            if c == 0 {
-                map.remove(row);
-            } else if !(0..=1).contains(&c) {
-                self.inner.anomalies.fetch_add(1, Ordering::Relaxed);
+                ViewRow::RecsIndex(delta) => {
+                    if !st.recs.apply(delta, *diff) {
+                        anomalies += 1;
+                    }
+                }
+                // Derived here from the index; rows sent in would be a second, diverging truth.
+                ViewRow::Recommendation(_) | ViewRow::AlsoBought(_) => anomalies += 1,
+                _ => {
+                    let map = &mut st.views[row.view().index()];
+                    let count = map.entry(row.clone()).or_insert(0);
+                    *count += diff;
+                    let c = *count;
+                    if c == 0 {
+                        map.remove(row);
+                    } else if !(0..=1).contains(&c) {
+                        anomalies += 1;
+                    }
+                }
             }
         }
-        if batch
-            .changes
-            .iter()
-            .any(|(r, _)| r.view() == ViewName::Recommendations)
-        {
-            batch
-                .changes
-                .retain(|(row, _)| row.view() != ViewName::Recommendations);
+        batch.changes.retain(|(row, _)| {
+            !matches!(
+                row,
+                ViewRow::RecsIndex(_) | ViewRow::Recommendation(_) | ViewRow::AlsoBought(_)
+            )
+        });
+        if !co_deltas.is_empty() {
+            let (refused, also_bought) = co::apply_batch(
+                &mut st.recs.co,
+                co_deltas,
+                st.k,
+                &mut st.views[ViewName::AlsoBought.index()],
+            );
+            anomalies += refused;
+            if !also_bought.is_empty() {
+                batch.changes.extend(also_bought);
+                // retractions first over the whole batch again (a stable sort of two runs)
+                batch.changes.sort_by_key(|(_, r)| *r > 0);
+            }
+        }
+        if anomalies > 0 {
+            self.inner.anomalies.fetch_add(anomalies, Ordering::Relaxed);
         }
         let batch = Arc::new(batch);
         st.as_of = batch.as_of;
@@ -337,7 +362,7 @@ impl ViewStore {
                 }
             }
         });
-        drop(st);
+        drop(guard);
         if dropped > 0 {
             self.inner
                 .dropped_subscribers
@@ -382,20 +407,17 @@ impl ViewStore {
         f(st.as_of, &st.views[view.index()])
     }
 
-    /// Sets K of `recommendations` (the engine sets it from its configuration at start).
-    pub fn set_recommendations_k(&self, k: usize) {
-        self.inner.state.write().recs_k = k;
+    /// Sets K of `also_bought` and `recommendations` (the engine sets it from its
+    /// configuration at start, before any change: rows already derived keep their length).
+    pub fn set_top_k(&self, k: usize) {
+        self.inner.state.write().k = k;
     }
 
     /// Runs `f` with a [`Recommender`] over one consistent state (under the read lock: keep
     /// `f` short on a live engine) and the `as_of` it reflects.
     pub fn with_recommender<R>(&self, f: impl FnOnce(AsOf, &Recommender<'_>) -> R) -> R {
         let st = self.inner.state.read();
-        let r = Recommender::new(
-            &st.recs,
-            &st.views[ViewName::TopProducts.index()],
-            st.recs_k,
-        );
+        let r = Recommender::new(&st.recs, &st.views[ViewName::TopProducts.index()], st.k);
         f(st.as_of, &r)
     }
 
@@ -564,7 +586,7 @@ mod tests {
     fn recommendations_are_computed_from_the_index_at_one_as_of() {
         use InteractionKind::*;
         let s = ViewStore::new();
-        s.set_recommendations_k(3);
+        s.set_top_k(3);
         let mut all = s.subscribe(None);
         let co = |product, other| index(RecsDelta::CoPurchase { product, other });
         let touch = |customer, product, kind| {
@@ -645,22 +667,57 @@ mod tests {
         assert_eq!(s.recommended_customers(), vec![5]);
         assert_eq!(s.anomalies(), 0);
 
-        // subscribers never see the index
+        // subscribers never see the index, but do see the also_bought rows it derives (k = 3):
+        // 1 -> 2 (2 orders), 3 (1); 3 -> 4 (1) (the deltas here are one-directional)
+        let ab = |p, rank, q, n| {
+            ViewRow::AlsoBought(AlsoBoughtRow {
+                product_id: p,
+                rank,
+                other_product_id: q,
+                order_count: n,
+            })
+        };
         assert!(matches!(all.try_recv(), Ok(Feed::Snapshot { rows, .. }) if rows.is_empty()));
         match all.try_recv() {
             Ok(Feed::Changes(b)) => {
-                assert_eq!(b.changes.len(), 4, "only the top_products rows");
-                assert!(b
-                    .changes
-                    .iter()
-                    .all(|(r, _)| r.view() == ViewName::TopProducts));
+                let mut views: Vec<ViewName> = b.changes.iter().map(|(r, _)| r.view()).collect();
+                views.dedup();
+                assert_eq!(views, vec![ViewName::TopProducts, ViewName::AlsoBought]);
+                let also: Vec<(ViewRow, i64)> = b.changes[4..].to_vec();
+                assert_eq!(
+                    also,
+                    vec![
+                        (ab(1, 1, 2, 2), 1),
+                        (ab(1, 2, 3, 1), 1),
+                        (ab(3, 1, 4, 1), 1)
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // the order with 1 and 2 went: 2 and 3 tie at 1, the smaller id first
+        match all.try_recv() {
+            Ok(Feed::Changes(b)) => {
+                assert_eq!(b.changes, vec![(ab(1, 1, 2, 2), -1), (ab(1, 1, 2, 1), 1)])
             }
             other => panic!("{other:?}"),
         }
         assert!(matches!(all.try_recv(), Ok(Feed::Changes(b)) if b.changes.is_empty()));
+        assert_eq!(
+            s.snapshot(ViewName::AlsoBought).1,
+            vec![ab(1, 1, 2, 1), ab(1, 2, 3, 1), ab(3, 1, 4, 1)]
+        );
+        // rows sent in for a derived view are refused
+        s.apply(batch(4, vec![(ab(9, 1, 8, 1), 1)]));
+        assert_eq!(s.anomalies(), 1);
+        assert_eq!(s.snapshot(ViewName::AlsoBought).1.len(), 3);
 
         // an inconsistent delta is an anomaly, not a panic
-        s.apply(batch(4, vec![(co(40, 41), -1)]));
-        assert_eq!(s.anomalies(), 1);
+        s.apply(batch(5, vec![(co(40, 41), -1)]));
+        assert_eq!(s.anomalies(), 2);
+        // so is a weight beyond what the index holds (u32), and the entry keeps its weight
+        s.apply(batch(6, vec![(touch(5, 1, View), i64::from(u32::MAX))]));
+        assert_eq!(s.anomalies(), 3);
+        assert_eq!(listed(&s, 5, 3), vec![(2, 1), (3, 1), (7, 0)]);
     }
 }

@@ -21,8 +21,9 @@
 //! Every delta is additive (its diff is a multiplicity), so the store needs no consolidated
 //! values from the dataflow and the dataflow keeps no per-customer state for it.
 //!
-//! Must not read the dataflow nor know how the deltas are derived (engine/src/views/recommendations.rs).
+//! Must not read the dataflow nor know how the deltas are derived (engine/src/views/index.rs).
 
+use crate::co::CoIndex;
 use crate::rows::{Metric, RecommendationRow, TopProductRow, Window};
 use crate::ViewRow;
 use foldhash::{HashMap, HashSet};
@@ -90,10 +91,12 @@ impl RecsDelta {
 #[derive(Clone, Debug)]
 struct Touched {
     product: i64,
-    /// Σ weights of the customer's interactions with it.
-    weight: i64,
+    /// Σ weights of the customer's interactions with it. `u32` like the exclusions: an entry
+    /// is 16 B instead of 24 (there is one per customer and product touched: 22 MB of the
+    /// index at 300k orders); a sum beyond `u32` is refused like a negative one.
+    weight: u32,
     /// Purchases + cart rows (> 0: excluded).
-    exclusions: i64,
+    exclusions: u32,
 }
 
 /// What the index knows of one customer. Vectors, sorted by id: a customer has few entries.
@@ -121,8 +124,8 @@ impl CustomerIdx {
 pub(crate) struct RecsIndex {
     /// Every customer with any interaction, in id order (the dump's order).
     customers: BTreeMap<i64, CustomerIdx>,
-    /// p -> q -> orders containing both (full counts, not only the top K).
-    co: HashMap<i64, HashMap<i64, u32>>,
+    /// co(p, q), shared with `also_bought` (see [`crate::co`]).
+    pub(crate) co: CoIndex,
     /// product -> current category.
     categories: HashMap<i64, i64>,
     inactive: HashSet<i64>,
@@ -131,6 +134,11 @@ pub(crate) struct RecsIndex {
 /// `value + diff`, or `None` when the result is negative (an inconsistent stream).
 fn add(value: i64, diff: i64) -> Option<i64> {
     value.checked_add(diff).filter(|v| *v >= 0)
+}
+
+/// `value + diff` as a `u32`, or `None` when the result is negative or too large.
+fn add_u32(value: u32, diff: i64) -> Option<u32> {
+    add(i64::from(value), diff).and_then(|v| u32::try_from(v).ok())
 }
 
 impl RecsIndex {
@@ -162,9 +170,9 @@ impl RecsIndex {
                 let t = &mut c.touched[i];
                 let weight = diff
                     .checked_mul(kind.weight())
-                    .and_then(|d| add(t.weight, d));
+                    .and_then(|d| add_u32(t.weight, d));
                 let exclusions = if kind.excludes() {
-                    add(t.exclusions, diff)
+                    add_u32(t.exclusions, diff)
                 } else {
                     Some(t.exclusions)
                 };
@@ -221,41 +229,9 @@ impl RecsIndex {
                 -1 => self.inactive.remove(&product),
                 _ => false,
             },
-            RecsDelta::CoPurchase { product, other } => {
-                use std::collections::hash_map::Entry;
-                // one lookup per level: this runs for every pair change of every order
-                let row = self.co.entry(product).or_default();
-                let ok = match row.entry(other) {
-                    Entry::Occupied(mut e) => {
-                        match add(i64::from(*e.get()), diff).map(u32::try_from) {
-                            Some(Ok(0)) => {
-                                e.remove();
-                                true
-                            }
-                            Some(Ok(n)) => {
-                                *e.get_mut() = n;
-                                true
-                            }
-                            _ => {
-                                e.remove();
-                                false
-                            }
-                        }
-                    }
-                    Entry::Vacant(e) => match u32::try_from(diff) {
-                        Ok(0) => true,
-                        Ok(n) => {
-                            e.insert(n);
-                            true
-                        }
-                        Err(_) => false,
-                    },
-                };
-                if row.is_empty() {
-                    self.co.remove(&product);
-                }
-                ok
-            }
+            // co-occurrence changes a whole product's ranking at once: the store applies a
+            // batch's pairs together (`crate::co::apply_batch`), never one by one here
+            RecsDelta::CoPurchase { .. } => false,
         }
     }
 
@@ -343,10 +319,10 @@ impl<'a> Recommender<'a> {
             let mut scores = self.scores.borrow_mut();
             scores.clear();
             for t in c.touched.iter().filter(|t| t.weight > 0) {
-                if let Some(row) = self.index.co.get(&t.product) {
+                if let Some(row) = self.index.co.row(t.product) {
                     for (&q, &n) in row {
                         let s = scores.entry(q).or_insert(0);
-                        *s = s.saturating_add(t.weight.saturating_mul(i64::from(n)));
+                        *s = s.saturating_add(i64::from(t.weight).saturating_mul(i64::from(n)));
                     }
                 }
             }
@@ -370,7 +346,7 @@ impl<'a> Recommender<'a> {
             let mut fav: HashMap<i64, i64> = c.browses.iter().copied().collect();
             for t in &c.touched {
                 if let Some(&cat) = self.index.categories.get(&t.product) {
-                    *fav.entry(cat).or_insert(0) += t.weight;
+                    *fav.entry(cat).or_insert(0) += i64::from(t.weight);
                 }
             }
             let mut fav: Vec<(i64, i64)> = fav.into_iter().filter(|&(_, s)| s > 0).collect();

@@ -1,6 +1,9 @@
-//! `recommendations` (SPEC §4, §7): per customer with any interaction, the top K
-//! (`ViewsConfig::also_bought_k`) products by
-//! `score(q) = Σ_p weight(c, p) × co(p, q)`, filled with best sellers.
+//! The store's index (SPEC §4 `also_bought` and `recommendations`): what it is fed, and why
+//! these two views are not computed in the dataflow.
+//!
+//! `recommendations`, per customer with any interaction: the top K
+//! (`ViewsConfig::also_bought_k`) products by `score(q) = Σ_p weight(c, p) × co(p, q)`, filled
+//! with best sellers.
 //!
 //! * weight(c, p): 2 per live order of c containing p (once per order), 3 per current cart row,
 //!   2 per wishlist row, 1 per product view row. co(p, q) is the FULL co-occurrence count of
@@ -13,6 +16,30 @@
 //!   category_id — then with the global best sellers, skipping excluded and listed products.
 //!   "Best sellers" are exactly the `top_products` rows of window `all`, metric `quantity`
 //!   (top N per scope), as the oracle reads them; so a list may stay shorter than K.
+//!
+//! `also_bought`, per product: the top K other products by co(p, q), the number of distinct
+//! live orders containing both (an order's basket being its distinct products), ties by the
+//! smaller id. Basket cap: an order with more than `ViewsConfig::basket_cap` distinct products
+//! contributes no pairs at all (pairs grow with the square of the basket: one 1,000-product
+//! order would add a million pair updates). Its purchases still count for the customer's
+//! recommendation weights; the oracle (engine/tests/oracle) reads the cap the same way. Every
+//! time an order becomes capped, `shopstream_baskets_capped_total` goes up by one.
+//!
+//! The ingest thread derives purchases and co-purchase pairs from the order and item upserts it
+//! holds anyway (see [`crate::ingest`]): a cancelled or deleted order, a removed item or a
+//! product change on an item retracts exactly the pairs it added.
+//!
+//! What the store does with them: both views read co(p, q), which the store keeps once
+//! (view_store's `co`): `also_bought`'s rows are derived there as the counts change, in the
+//! same write, and published like any view's rows. The dataflow used to rank the pairs itself,
+//! while the store kept the counts a second time (two maps of every pair: 24.5 MB each at 300k
+//! orders of the e2e bench).
+//!
+//! Why the index does not go through the dataflow: every delta is a stateless projection of an
+//! input, so timely would only map, exchange and consolidate it on its way to the store. The
+//! runtime hands a time's [`IndexUpdates`] straight to the publish thread, which turns them
+//! into [`ViewRow::RecsIndex`] rows ([`deltas`]) and applies them with that time's view rows,
+//! so the index and every view stay at one `as_of`.
 //!
 //! How it is computed — at read time. This module only derives small, additive index updates
 //! ([`RecsDelta`], published as [`ViewRow::RecsIndex`] rows with the same engine time as every
@@ -54,65 +81,72 @@
 //! what the index adds). Serving's tail comes from customers who touched the most popular
 //! products, whose co-occurrence rows hold tens of thousands of partners.
 //!
-//! The dataflow keeps no state for this module: every delta is a stateless projection of an
-//! input. Purchases (once per live order and distinct product) and co-occurrence pairs come
-//! from the ingest thread's join of orders with their items (see [`crate::ingest`]).
-//!
-//! Owns only the derivation of the index updates; the scoring rules live with the index
-//! (view-store).
+//! Owns only the derivation of the index updates; the scoring and ranking rules live with the
+//! index (view-store).
 
-use super::{Coll, Inputs};
+use super::IndexUpdates;
 use view_store::{InteractionKind, RecsDelta, ViewRow};
 
-pub fn build<'s>(inputs: &Inputs<'s>) -> Coll<'s, ViewRow> {
+/// One engine time's index updates as store rows ([`ViewRow::RecsIndex`], whose diffs are
+/// multiplicities), appended to `out`.
+pub fn deltas(u: IndexUpdates, out: &mut Vec<(ViewRow, isize)>) {
     let interaction = |customer, product, kind| RecsDelta::Interaction {
         customer,
         product,
         kind,
     };
+    let IndexUpdates {
+        purchases,
+        co_purchases,
+        products,
+        carts,
+        wishlists,
+        product_views,
+    } = u;
+    let mut push = |d: RecsDelta, r: isize| out.push((ViewRow::RecsIndex(d), r));
 
     // once per live order of the customer containing the product
-    let purchases = inputs
-        .purchases
-        .clone()
-        .map(move |(c, p)| interaction(c, p, InteractionKind::Purchase));
-    let carts = inputs
-        .carts
-        .clone()
-        .map(move |(_, i)| interaction(i.customer_id, i.product_id, InteractionKind::Cart));
-    let wishlists = inputs
-        .wishlists
-        .clone()
-        .map(move |(_, i)| interaction(i.customer_id, i.product_id, InteractionKind::Wishlist));
+    for ((c, p), r) in purchases {
+        push(interaction(c, p, InteractionKind::Purchase), r);
+    }
+    for ((_, i), r) in carts {
+        push(
+            interaction(i.customer_id, i.product_id, InteractionKind::Cart),
+            r,
+        );
+    }
+    for ((_, i), r) in wishlists {
+        push(
+            interaction(i.customer_id, i.product_id, InteractionKind::Wishlist),
+            r,
+        );
+    }
     // a product view, or a category browse (a view without product)
-    let views =
-        inputs
-            .product_views
-            .clone()
-            .flat_map(move |(_, v)| match (v.product_id, v.category_id) {
-                (Some(p), _) => Some(interaction(v.customer_id, p, InteractionKind::View)),
-                (None, Some(category)) => Some(RecsDelta::Browse {
+    for ((_, v), r) in product_views {
+        match (v.product_id, v.category_id) {
+            (Some(p), _) => push(interaction(v.customer_id, p, InteractionKind::View), r),
+            (None, Some(category)) => push(
+                RecsDelta::Browse {
                     customer: v.customer_id,
                     category,
-                }),
-                (None, None) => None,
-            });
-    let products = inputs.products.clone().flat_map(|(product, f)| {
-        let category = f
-            .category_id
-            .map(|category| RecsDelta::Category { product, category });
-        let inactive = (!f.active).then_some(RecsDelta::Inactive { product });
-        category.into_iter().chain(inactive)
-    });
+                },
+                r,
+            ),
+            (None, None) => {}
+        }
+    }
+    for ((product, f), r) in products {
+        if let Some(category) = f.category_id {
+            push(RecsDelta::Category { product, category }, r);
+        }
+        if !f.active {
+            push(RecsDelta::Inactive { product }, r);
+        }
+    }
     // co(p, q): one copy per live order within the cap containing both
-    let pairs = inputs
-        .co_purchases
-        .clone()
-        .map(|(product, other)| RecsDelta::CoPurchase { product, other });
-
-    purchases
-        .concatenate([carts, wishlists, views, products, pairs])
-        .map(ViewRow::RecsIndex)
+    for ((product, other), r) in co_purchases {
+        push(RecsDelta::CoPurchase { product, other }, r);
+    }
 }
 
 #[cfg(test)]
@@ -121,6 +155,7 @@ mod tests {
     use super::super::{Coll, Inputs, ViewsConfig};
     use crate::facts::{Interaction, ProductFacts, ViewEvent};
     use std::cell::RefCell;
+    use view_store::AlsoBoughtRow;
     use view_store::{AsOf, ChangeBatch, ViewName, ViewRow, ViewStore};
 
     thread_local! {
@@ -130,28 +165,55 @@ mod tests {
     }
 
     fn recorded<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-        super::super::build_published(inputs, cfg)
+        super::super::build(inputs, cfg)
             .inspect(|(row, _t, r)| SINK.with(|s| s.borrow_mut().push((row.clone(), *r))))
     }
 
-    /// Publishes what the dataflow produced in the last tick into `store`, as the runtime does
-    /// (consolidated, retractions first, one batch per time).
-    fn publish(store: &ViewStore, time: u64) {
-        let mut changes: Vec<(ViewRow, isize)> =
-            SINK.with(|s| std::mem::take(&mut *s.borrow_mut()));
-        crate::ingest::consolidate(&mut changes);
-        changes.sort_by_key(|(_, r)| *r > 0);
-        store.apply(ChangeBatch {
-            as_of: AsOf {
-                time,
-                ..AsOf::default()
-            },
-            changes: changes
-                .into_iter()
-                .map(|(row, r)| (row, r as i64))
-                .collect(),
-        });
-        assert_eq!(store.anomalies(), 0, "the index took every delta");
+    /// The engine's path in one thread: the dataflow on a rig, the index updates beside it, and
+    /// both published into a store per time as the runtime does (consolidated, retractions
+    /// first, one batch per time).
+    struct Engine {
+        rig: Rig,
+        store: ViewStore,
+        time: u64,
+    }
+
+    impl Engine {
+        fn new(cfg: &ViewsConfig) -> Engine {
+            let store = ViewStore::new();
+            store.set_top_k(cfg.also_bought_k);
+            SINK.with(|s| s.borrow_mut().clear());
+            Engine {
+                rig: Rig::new(cfg, recorded),
+                store,
+                time: 0,
+            }
+        }
+
+        /// Applies `updates` as one engine time.
+        fn step(&mut self, updates: Updates) {
+            let mut index = None;
+            self.rig.tick(|s| index = Some(s.feed(updates)));
+            let mut changes: Vec<(ViewRow, isize)> =
+                SINK.with(|s| std::mem::take(&mut *s.borrow_mut()));
+            if let Some(index) = index {
+                super::deltas(index, &mut changes);
+            }
+            crate::ingest::consolidate(&mut changes);
+            changes.sort_by_key(|(_, r)| *r > 0);
+            self.time += 1;
+            self.store.apply(ChangeBatch {
+                as_of: AsOf {
+                    time: self.time,
+                    ..AsOf::default()
+                },
+                changes: changes
+                    .into_iter()
+                    .map(|(row, r)| (row, r as i64))
+                    .collect(),
+            });
+            assert_eq!(self.store.anomalies(), 0, "the index took every delta");
+        }
     }
 
     /// The current recommendations of `customer` as (product, score), in rank order, through the
@@ -191,10 +253,7 @@ mod tests {
             top_n: 2,
             ..test_config()
         };
-        let store = ViewStore::new();
-        store.set_recommendations_k(cfg.also_bought_k);
-        SINK.with(|s| s.borrow_mut().clear());
-        let mut rig = Rig::new(&cfg, recorded);
+        let mut engine = Engine::new(&cfg);
         let mut db = Db::default();
         // products 1-3 in category 10; 4, 6 in 20, and 6 is inactive
         for (id, cat, active) in [(1, 10, true), (2, 10, true), (3, 10, true), (4, 20, true)] {
@@ -212,22 +271,23 @@ mod tests {
         db.orders.insert(3, DbOrder::new(0, 100, Some(102)));
         db.item(6, 3, 4, 9, 100);
         let s0 = db.facts(&cfg);
-        rig.tick(|s| {
-            s.feed(s0.clone());
+        let store = engine.store.clone();
+        {
             // customer 200 has product 1 in the cart; 300 only browsed category 20
+            let mut u = s0.clone();
             let cart = Interaction {
                 customer_id: 200,
                 product_id: 1,
             };
-            s.carts.update((1, cart), 1);
+            u.carts.push(((1, cart), 1));
             let browse = ViewEvent {
                 customer_id: 300,
                 product_id: None,
                 category_id: Some(20),
             };
-            s.product_views.update((1, browse), 1);
-        });
-        publish(&store, 1);
+            u.product_views.push(((1, browse), 1));
+            engine.step(u);
+        }
         // 200: co(1,2) = co(1,3) = 1, weight 3; 1 is in the cart, 6 inactive; the fill-in
         // skips category 10's best sellers [2, 1] and takes the global first, 4
         assert_eq!(recs(&store, 200), vec![(2, 3), (3, 3), (4, 0)]);
@@ -238,8 +298,7 @@ mod tests {
 
         // order 2 is cancelled: its pairs go, and 200's list stays short (all else excluded)
         db.orders.get_mut(&2).unwrap().cancelled = true;
-        rig.tick(|s| s.feed(change(&s0, &db.facts(&cfg))));
-        publish(&store, 2);
+        engine.step(change(&s0, &db.facts(&cfg)));
         assert_eq!(recs(&store, 200), vec![(2, 3), (4, 0)]);
         assert_eq!(recs(&store, 100), vec![(4, 0)]);
         assert_eq!(recs(&store, 101), vec![]);
@@ -247,22 +306,90 @@ mod tests {
 
         // a wishlist row (2) and a view (1) of product 2 add to 200's weight for it, which
         // scores 1 by co(2, 1) (excluded: in the cart) and moves category 10 up for 300
-        rig.tick(|s| {
-            let w = Interaction {
-                customer_id: 300,
-                product_id: 2,
-            };
-            s.wishlists.update((1, w), 1);
-            let v = ViewEvent {
-                customer_id: 300,
-                product_id: Some(2),
-                category_id: Some(10),
-            };
-            s.product_views.update((2, v), 1);
-        });
-        publish(&store, 3);
+        let mut u = Updates::default();
+        let w = Interaction {
+            customer_id: 300,
+            product_id: 2,
+        };
+        u.wishlists.push(((1, w), 1));
+        let v = ViewEvent {
+            customer_id: 300,
+            product_id: Some(2),
+            category_id: Some(10),
+        };
+        u.product_views.push(((2, v), 1));
+        engine.step(u);
         // 300: weight(2) = 3 -> score(1) = 3 × co(2,1) = 3; then category 10 (3) before 20 (1):
         // best sellers [2, 1] give 2; then 20's [4]
         assert_eq!(recs(&store, 300), vec![(1, 3), (2, 0), (4, 0)]);
+    }
+
+    fn also(store: &ViewStore) -> Vec<(i64, u32, i64, i64)> {
+        let (_, rows) = store.snapshot(ViewName::AlsoBought);
+        rows.iter()
+            .filter_map(|r| match r {
+                ViewRow::AlsoBought(AlsoBoughtRow {
+                    product_id,
+                    rank,
+                    other_product_id,
+                    order_count,
+                }) => Some((*product_id, *rank, *other_product_id, *order_count)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn also_bought_pairs_count_once_per_order_and_retract_on_cancel() {
+        let cfg = ViewsConfig {
+            also_bought_k: 2,
+            basket_cap: 3,
+            ..test_config()
+        };
+        let mut engine = Engine::new(&cfg);
+        let mut db = Db::default();
+        let mut prev = Updates::default();
+        let mut step = |engine: &mut Engine, db: &Db| {
+            let now = db.facts(&cfg);
+            engine.step(change(&prev, &now));
+            prev = now;
+            also(&engine.store)
+        };
+        // order 1: products 1, 2 (product 1 twice: counts once)
+        db.orders.insert(1, DbOrder::new(10, 100, Some(7)));
+        db.item(1, 1, 1, 1, 100);
+        db.item(2, 1, 1, 3, 100);
+        db.item(3, 1, 2, 1, 100);
+        let s0 = step(&mut engine, &db);
+        assert_eq!(s0, vec![(1, 1, 2, 1), (2, 1, 1, 1)]);
+        // order 2: products 1, 3, 2 -> (1,2) twice; ties of 1 -> 3 and 3's others by smaller id
+        db.orders.insert(2, DbOrder::new(20, 100, Some(8)));
+        db.item(4, 2, 1, 1, 100);
+        db.item(5, 2, 3, 1, 100);
+        db.item(6, 2, 2, 1, 100);
+        let s1 = step(&mut engine, &db);
+        assert_eq!(
+            s1,
+            vec![
+                (1, 1, 2, 2),
+                (1, 2, 3, 1),
+                (2, 1, 1, 2),
+                (2, 2, 3, 1),
+                (3, 1, 1, 1),
+                (3, 2, 2, 1),
+            ]
+        );
+        // order 2 cancelled: its pairs go
+        db.orders.get_mut(&2).unwrap().cancelled = true;
+        assert_eq!(step(&mut engine, &db), s0);
+        // order 3 over the cap (4 distinct products): no pairs
+        db.orders.insert(3, DbOrder::new(30, 100, Some(9)));
+        for (id, p) in [(7, 1), (8, 2), (9, 3), (10, 4)] {
+            db.item(id, 3, p, 1, 100);
+        }
+        assert_eq!(step(&mut engine, &db), s0);
+        // an item of order 3 removed: within the cap again
+        db.items.remove(&10);
+        assert_eq!(step(&mut engine, &db), s1);
     }
 }

@@ -1,0 +1,306 @@
+//! Co-occurrence and the `also_bought` view (SPEC §4, §7).
+//!
+//! co(p, q) is the number of distinct live orders containing both p and q; orders over the
+//! basket cap contribute none (the engine leaves them out of the deltas). `recommendations`
+//! reads whole rows of it when a list is computed, and `also_bought` is, per product, the top
+//! K other products by co(p, q), ties by the smaller id, numbered from 1.
+//!
+//! Both read one copy of the counts, kept here. The view's rows are derived in the same write
+//! that changes the counts (see [`apply_batch`]), so `also_bought`, the recommendations index
+//! and every other view are at one `as_of`, and the store feeds and prints them like any view's
+//! rows. Until the engine's performance work, the dataflow ranked the pairs in an operator of its
+//! own while the store kept the counts a second time: two maps of every pair, 24.5 MB each at
+//! 300k orders of the e2e bench, and a dataflow path (map, exchange, consolidation) for ~5
+//! pair updates per order that nothing in the dataflow needed.
+//!
+//! Owns the counts and the ranking; must not know how the deltas are derived (the engine's
+//! `views::index` does).
+
+use crate::rows::AlsoBoughtRow;
+use crate::ViewRow;
+use foldhash::HashMap;
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+
+/// One product's partners.
+#[derive(Debug, Default)]
+pub(crate) struct CoRow {
+    /// q -> orders containing both (never 0: such entries are removed).
+    pub(crate) counts: HashMap<i64, u32>,
+    /// The first K partners by higher count, then smaller id. Invariant: every other partner
+    /// ranks after all of them, and there are fewer than K only when there are no others.
+    leaders: Vec<(Reverse<u32>, i64)>,
+}
+
+impl CoRow {
+    /// Applies one net change per partner (`changes` ascending by partner) and restores the
+    /// leaders for `k`. Returns how many changes were refused: a count that would go negative
+    /// or beyond `u32` (an inconsistent stream) drops the pair instead.
+    fn apply(&mut self, changes: &[(i64, i64)], k: usize) -> u64 {
+        // set once a leader's count goes down or it leaves: an outsider may now rank before it,
+        // and only a full read of the row can tell which (a cancelled or deleted order: rare)
+        let mut reread = false;
+        let mut refused = 0;
+        for &(q, diff) in changes {
+            let old = self.counts.get(&q).copied().unwrap_or(0);
+            let new = match i64::from(old)
+                .checked_add(diff)
+                .and_then(|n| u32::try_from(n).ok())
+            {
+                Some(n) => n,
+                None => {
+                    refused += 1;
+                    0
+                }
+            };
+            if new == 0 {
+                self.counts.remove(&q);
+            } else {
+                self.counts.insert(q, new);
+            }
+            if reread {
+                continue;
+            }
+            match self.leaders.iter().position(|&(_, l)| l == q) {
+                Some(i) if new > 0 && new >= old => self.leaders[i].0 = Reverse(new),
+                Some(_) => {
+                    reread = true;
+                    continue;
+                }
+                // an outsider that grew or arrived enters if it beats the K-th
+                None if new > old => self.leaders.push((Reverse(new), q)),
+                // an outsider that shrank still ranks after every leader
+                None => continue,
+            }
+            self.leaders.sort_unstable();
+            self.leaders.truncate(k);
+        }
+        if reread {
+            let mut all: Vec<(Reverse<u32>, i64)> =
+                self.counts.iter().map(|(&q, &n)| (Reverse(n), q)).collect();
+            if all.len() > k && k > 0 {
+                all.select_nth_unstable(k - 1);
+            }
+            all.truncate(k);
+            // sized for the whole row; kept as it is, every re-read row would hold a second,
+            // unused copy of its partners
+            all.shrink_to_fit();
+            all.sort_unstable();
+            self.leaders = all;
+        }
+        refused
+    }
+
+    /// The `also_bought` rows of `product`, in rank order.
+    fn rows(&self, product: i64) -> impl Iterator<Item = ViewRow> + '_ {
+        (1u32..)
+            .zip(&self.leaders)
+            .map(move |(rank, &(Reverse(n), q))| {
+                ViewRow::AlsoBought(AlsoBoughtRow {
+                    product_id: product,
+                    rank,
+                    other_product_id: q,
+                    order_count: i64::from(n),
+                })
+            })
+    }
+}
+
+/// co(p, q) for every product with a partner.
+#[derive(Debug, Default)]
+pub(crate) struct CoIndex {
+    rows: HashMap<i64, CoRow>,
+}
+
+impl CoIndex {
+    /// The partners of `product` and their counts (full counts, not only the top K).
+    pub(crate) fn row(&self, product: i64) -> Option<&HashMap<i64, u32>> {
+        self.rows.get(&product).map(|r| &r.counts)
+    }
+}
+
+/// Applies one engine time's co-occurrence deltas `(p, q, diff)` (any order, repeated pairs
+/// allowed) with `also_bought`'s `k`, and brings the view's rows in `rows` up to date. Returns
+/// the number of refused deltas and the view's changes, retractions first.
+pub(crate) fn apply_batch(
+    co: &mut CoIndex,
+    mut deltas: Vec<(i64, i64, i64)>,
+    k: usize,
+    rows: &mut BTreeMap<ViewRow, i64>,
+) -> (u64, Vec<(ViewRow, i64)>) {
+    deltas.sort_unstable_by_key(|&(p, q, _)| (p, q));
+    let mut refused = 0;
+    let mut retracted = Vec::new();
+    let mut inserted = Vec::new();
+    // scratch: one product's net change per partner
+    let mut net: Vec<(i64, i64)> = Vec::new();
+    for group in deltas.chunk_by(|a, b| a.0 == b.0) {
+        let product = group[0].0;
+        net.clear();
+        for &(_, q, d) in group {
+            match net.last_mut() {
+                Some((last, n)) if *last == q => *n += d,
+                _ => net.push((q, d)),
+            }
+        }
+        net.retain(|&(_, d)| d != 0);
+        if net.is_empty() {
+            continue;
+        }
+        let row = co.rows.entry(product).or_default();
+        refused += row.apply(&net, k);
+        let new: Vec<ViewRow> = row.rows(product).collect();
+        if row.counts.is_empty() {
+            co.rows.remove(&product);
+        }
+        // the product's rows before: a range of the view, as they are ordered by product first
+        let floor = ViewRow::AlsoBought(AlsoBoughtRow {
+            product_id: product,
+            rank: 0,
+            other_product_id: i64::MIN,
+            order_count: i64::MIN,
+        });
+        let old: Vec<ViewRow> = rows
+            .range(floor..)
+            .map(|(r, _)| r)
+            .take_while(|r| matches!(r, ViewRow::AlsoBought(a) if a.product_id == product))
+            .cloned()
+            .collect();
+        for r in old.iter().filter(|r| !new.contains(r)) {
+            rows.remove(r);
+            retracted.push((r.clone(), -1));
+        }
+        for r in new.into_iter().filter(|r| !old.contains(r)) {
+            rows.insert(r.clone(), 1);
+            inserted.push((r, 1));
+        }
+    }
+    retracted.extend(inserted);
+    (refused, retracted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// `also_bought` by its definition, from counts.
+    fn naive(counts: &BTreeMap<(i64, i64), i64>, k: usize) -> Vec<ViewRow> {
+        let mut by_product: BTreeMap<i64, Vec<(Reverse<i64>, i64)>> = BTreeMap::new();
+        for (&(p, q), &n) in counts.iter().filter(|(_, n)| **n > 0) {
+            by_product.entry(p).or_default().push((Reverse(n), q));
+        }
+        let mut rows = Vec::new();
+        for (p, mut partners) in by_product {
+            partners.sort();
+            for (rank, (Reverse(n), q)) in (1u32..).zip(partners.into_iter().take(k)) {
+                rows.push(ViewRow::AlsoBought(AlsoBoughtRow {
+                    product_id: p,
+                    rank,
+                    other_product_id: q,
+                    order_count: n,
+                }));
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn ranks_counts_then_smaller_id_and_follows_retractions() {
+        let mut co = CoIndex::default();
+        let mut rows = BTreeMap::new();
+        let ab = |p, rank, q, n| {
+            ViewRow::AlsoBought(AlsoBoughtRow {
+                product_id: p,
+                rank,
+                other_product_id: q,
+                order_count: n,
+            })
+        };
+        // 1 with 2 twice (in one batch, as two deltas), with 3 and 4 once: 4 loses the tie
+        let (refused, changes) = apply_batch(
+            &mut co,
+            vec![(1, 4, 1), (1, 2, 1), (1, 3, 1), (1, 2, 1)],
+            2,
+            &mut rows,
+        );
+        assert_eq!(refused, 0);
+        assert_eq!(changes, vec![(ab(1, 1, 2, 2), 1), (ab(1, 2, 3, 1), 1)]);
+        // an order with 1 and 2 goes: 2 ties with 3 and 4 at 1, and 2 is the smallest id; 3
+        // keeps its row, so only rank 1 changes
+        let (_, changes) = apply_batch(&mut co, vec![(1, 2, -1)], 2, &mut rows);
+        assert_eq!(changes, vec![(ab(1, 1, 2, 2), -1), (ab(1, 1, 2, 1), 1)]);
+        // 2 leaves entirely: 4 moves up from outside
+        let (_, changes) = apply_batch(&mut co, vec![(1, 2, -1)], 2, &mut rows);
+        assert_eq!(
+            changes,
+            vec![
+                (ab(1, 1, 2, 1), -1),
+                (ab(1, 2, 3, 1), -1),
+                (ab(1, 1, 3, 1), 1),
+                (ab(1, 2, 4, 1), 1)
+            ]
+        );
+        assert_eq!(co.row(1).map(|r| r.len()), Some(2));
+        // a retraction of a pair that is not there is refused, and changes nothing else
+        let (refused, changes) = apply_batch(&mut co, vec![(5, 6, -1)], 2, &mut rows);
+        assert_eq!((refused, changes), (1, vec![]));
+        assert!(co.row(5).is_none());
+        // everything goes: no row left, no state left
+        let (_, changes) = apply_batch(&mut co, vec![(1, 3, -1), (1, 4, -1)], 2, &mut rows);
+        assert_eq!(changes.len(), 2);
+        assert!(rows.is_empty() && co.rows.is_empty());
+    }
+
+    /// Random batches (mostly new pairs, some retractions of popular ones, a few redundant
+    /// +1/−1 pairs): after every batch, the rows kept equal the definition's, and applying the
+    /// returned changes to the previous rows gives them.
+    #[test]
+    fn random_batches_match_the_definition() {
+        for seed in 0..200 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let k = rng.random_range(0..4usize);
+            let mut co = CoIndex::default();
+            let mut rows = BTreeMap::new();
+            let mut counts: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+            let mut seen: BTreeMap<ViewRow, i64> = BTreeMap::new();
+            for _ in 0..30 {
+                let mut batch = Vec::new();
+                for _ in 0..rng.random_range(0..8) {
+                    let p = rng.random_range(0..3i64);
+                    let popular = rng.random_bool(0.5);
+                    let q = rng.random_range(0..if popular { 3 } else { 12 });
+                    let present = counts.get(&(p, q)).copied().unwrap_or(0);
+                    let d = if present > 0 && rng.random_bool(0.35) {
+                        -1
+                    } else {
+                        1
+                    };
+                    *counts.entry((p, q)).or_default() += d;
+                    batch.push((p, q, d));
+                    if rng.random_bool(0.1) {
+                        batch.push((p, q, 1));
+                        batch.push((p, q, -1));
+                    }
+                }
+                let (refused, changes) = apply_batch(&mut co, batch, k, &mut rows);
+                assert_eq!(refused, 0);
+                let retractions = changes.iter().take_while(|(_, d)| *d < 0).count();
+                assert!(changes[retractions..].iter().all(|(_, d)| *d == 1));
+                for (r, d) in changes {
+                    let n = seen.entry(r.clone()).or_default();
+                    *n += d;
+                    assert!((0..=1).contains(n), "seed {seed}: {r:?} at {n}");
+                    if *n == 0 {
+                        seen.remove(&r);
+                    }
+                }
+                let want = naive(&counts, k);
+                let kept: Vec<ViewRow> = rows.keys().cloned().collect();
+                assert_eq!(kept, want, "seed {seed}");
+                assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), want);
+            }
+        }
+    }
+}
