@@ -90,20 +90,16 @@ impl CoRow {
         }
         refused
     }
+}
 
-    /// The `also_bought` rows of `product`, in rank order.
-    fn rows(&self, product: i64) -> impl Iterator<Item = ViewRow> + '_ {
-        (1u32..)
-            .zip(&self.leaders)
-            .map(move |(rank, &(Reverse(n), q))| {
-                ViewRow::AlsoBought(AlsoBoughtRow {
-                    product_id: product,
-                    rank,
-                    other_product_id: q,
-                    order_count: i64::from(n),
-                })
-            })
-    }
+/// The `also_bought` row of `product` at `rank` for a leader.
+fn row(product: i64, rank: u32, &(Reverse(n), q): &(Reverse<u32>, i64)) -> ViewRow {
+    ViewRow::AlsoBought(AlsoBoughtRow {
+        product_id: product,
+        rank,
+        other_product_id: q,
+        order_count: i64::from(n),
+    })
 }
 
 /// co(p, q) for every product with a partner.
@@ -132,8 +128,9 @@ pub(crate) fn apply_batch(
     let mut refused = 0;
     let mut retracted = Vec::new();
     let mut inserted = Vec::new();
-    // scratch: one product's net change per partner
+    // scratch: one product's net change per partner, and its leaders before them
     let mut net: Vec<(i64, i64)> = Vec::new();
+    let mut before: Vec<(Reverse<u32>, i64)> = Vec::new();
     for group in deltas.chunk_by(|a, b| a.0 == b.0) {
         let product = group[0].0;
         net.clear();
@@ -147,32 +144,31 @@ pub(crate) fn apply_batch(
         if net.is_empty() {
             continue;
         }
-        let row = co.rows.entry(product).or_default();
-        refused += row.apply(&net, k);
-        let new: Vec<ViewRow> = row.rows(product).collect();
-        if row.counts.is_empty() {
+        let entry = co.rows.entry(product).or_default();
+        before.clear();
+        before.extend_from_slice(&entry.leaders);
+        refused += entry.apply(&net, k);
+        // The view's rows of the product are its leaders before (nothing else writes them):
+        // a rank's row changes where its partner or that partner's count did.
+        let after = &entry.leaders;
+        for (rank, i) in (1u32..).zip(0..before.len().max(after.len())) {
+            let (old, new) = (before.get(i), after.get(i));
+            if old == new {
+                continue;
+            }
+            if let Some(old) = old {
+                let r = row(product, rank, old);
+                rows.remove(&r);
+                retracted.push((r, -1));
+            }
+            if let Some(new) = new {
+                let r = row(product, rank, new);
+                rows.insert(r.clone(), 1);
+                inserted.push((r, 1));
+            }
+        }
+        if entry.counts.is_empty() {
             co.rows.remove(&product);
-        }
-        // the product's rows before: a range of the view, as they are ordered by product first
-        let floor = ViewRow::AlsoBought(AlsoBoughtRow {
-            product_id: product,
-            rank: 0,
-            other_product_id: i64::MIN,
-            order_count: i64::MIN,
-        });
-        let old: Vec<ViewRow> = rows
-            .range(floor..)
-            .map(|(r, _)| r)
-            .take_while(|r| matches!(r, ViewRow::AlsoBought(a) if a.product_id == product))
-            .cloned()
-            .collect();
-        for r in old.iter().filter(|r| !new.contains(r)) {
-            rows.remove(r);
-            retracted.push((r.clone(), -1));
-        }
-        for r in new.into_iter().filter(|r| !old.contains(r)) {
-            rows.insert(r.clone(), 1);
-            inserted.push((r, 1));
         }
     }
     retracted.extend(inserted);
