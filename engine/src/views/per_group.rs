@@ -71,20 +71,14 @@ where
                         by_group.entry(group).or_default().push((item, diff));
                     }
                     let mut session = output.session(&cap);
-                    // A group touched again keeps its vector (cleared), so busy groups do not
-                    // allocate and grow a vector at every time (callgrind: vector growth in
-                    // this operator was ~3% of the engine's instructions); a group untouched
-                    // at this time gives its vector back.
-                    by_group.retain(|group, changes| {
-                        if changes.is_empty() {
-                            return false;
-                        }
-                        per(group, changes, &mut |out, diff| {
+                    // Each group's vector is freed after its call: keeping busy groups'
+                    // vectors for the next time measured no throughput gain and 10-20 MB more
+                    // live heap at 200k orders of the e2e bench (mallinfo2).
+                    for (group, mut changes) in by_group.drain() {
+                        per(&group, &mut changes, &mut |out, diff| {
                             session.give(((group.clone(), out), time, diff))
                         });
-                        changes.clear();
-                        true
-                    });
+                    }
                 }
             }
         })
