@@ -176,7 +176,7 @@ pub(crate) fn apply_batch(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -202,18 +202,20 @@ mod tests {
         rows
     }
 
+    /// The `also_bought` row of product `p` at `rank`: `q`, in `n` orders.
+    pub(crate) fn ab(p: i64, rank: u32, q: i64, n: i64) -> ViewRow {
+        ViewRow::AlsoBought(AlsoBoughtRow {
+            product_id: p,
+            rank,
+            other_product_id: q,
+            order_count: n,
+        })
+    }
+
     #[test]
     fn ranks_counts_then_smaller_id_and_follows_retractions() {
         let mut co = CoIndex::default();
         let mut rows = BTreeMap::new();
-        let ab = |p, rank, q, n| {
-            ViewRow::AlsoBought(AlsoBoughtRow {
-                product_id: p,
-                rank,
-                other_product_id: q,
-                order_count: n,
-            })
-        };
         // 1 with 2 twice (in one batch, as two deltas), with 3 and 4 once: 4 loses the tie
         let (refused, changes) = apply_batch(
             &mut co,

@@ -669,14 +669,7 @@ mod tests {
 
         // subscribers never see the index, but do see the also_bought rows it derives (k = 3):
         // 1 -> 2 (2 orders), 3 (1); 3 -> 4 (1) (the deltas here are one-directional)
-        let ab = |p, rank, q, n| {
-            ViewRow::AlsoBought(AlsoBoughtRow {
-                product_id: p,
-                rank,
-                other_product_id: q,
-                order_count: n,
-            })
-        };
+        use crate::co::tests::ab;
         assert!(matches!(all.try_recv(), Ok(Feed::Snapshot { rows, .. }) if rows.is_empty()));
         match all.try_recv() {
             Ok(Feed::Changes(b)) => {
