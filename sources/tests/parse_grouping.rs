@@ -328,3 +328,45 @@ fn snapshot_run_is_released_before_the_first_marked_transaction() {
         vec![(Some(3), 3), (Some(40), 1)]
     );
 }
+
+/// One marked transaction of one order, with any transaction id text.
+fn marked(a: &mut TxAssembler, id: &str, order_id: i64, lsn: u64) {
+    let begin =
+        format!(r#"{{"status":"BEGIN","id":"{id}","event_count":null,"data_collections":null}}"#);
+    let end = format!(
+        r#"{{"status":"END","id":"{id}","event_count":1,"data_collections":[{{"data_collection":"public.orders","event_count":1}}]}}"#
+    );
+    a.push(p(T, &begin), Position::None);
+    a.push(p(O, &event_in(id, order_id, lsn)), Position::None);
+    a.push(p(T, &end), Position::None);
+}
+
+fn event_in(id: &str, order_id: i64, lsn: u64) -> String {
+    format!(
+        r#"{{"before":null,"after":{{"order_id":{order_id},"order_date":"2024-01-01T00:00:00Z","total_price":"10.00","status":"pending","customer_id":1,"payment_id":null,"shipment_id":null}},"source":{{"table":"orders","lsn":{lsn},"snapshot":"false"}},"op":"c","transaction":{{"id":"{id}","total_order":1,"data_collection_order":1}}}}"#
+    )
+}
+
+#[test]
+fn released_ids_are_remembered_per_kind_up_to_the_bound() {
+    let mut a = TxAssembler::new(GroupConfig {
+        remember_released: 2,
+        ..GroupConfig::default()
+    });
+    // three numeric xids and one textual id, each released complete
+    marked(&mut a, "30:1", 1, 10);
+    marked(&mut a, "31:1", 2, 11);
+    marked(&mut a, "txn-a", 3, 12);
+    marked(&mut a, "32:1", 4, 13);
+    assert_eq!(drain(&mut a).len(), 4);
+    // the textual id is remembered beside the numeric ones (a bound per kind): its late
+    // redelivery goes out alone, and so does one of the two latest xids
+    a.push(p(O, &event_in("txn-a", 3, 12)), Position::None);
+    a.push(p(O, &event_in("32:7", 4, 13)), Position::None);
+    assert_eq!(drain(&mut a).len(), 2);
+    assert_eq!(a.stats().late_events, 2);
+    // xid 30 is beyond the bound: its redelivery is a new transaction, waiting for its END
+    a.push(p(O, &event_in("30:1", 1, 10)), Position::None);
+    assert!(drain(&mut a).is_empty());
+    assert_eq!(a.stats().late_events, 2);
+}
