@@ -251,6 +251,34 @@ mod tests {
     }
 
     #[test]
+    fn equal_orders_count_each_and_leave_together() {
+        // customer 7: seven orders with the same date and total (equal entries of the
+        // customer's list): an order burst of 7; then two of them go in one time (5: no longer
+        // above the threshold of 5), and then one comes back (6)
+        let mut db = Db::default();
+        for id in 1..=7 {
+            db.orders.insert(id, DbOrder::new(30, 500, Some(7)));
+        }
+        let s0 = db.clone();
+        db.orders.remove(&1);
+        db.orders.remove(&2);
+        let s1 = db.clone();
+        db.orders.insert(1, DbOrder::new(30, 500, Some(7)));
+        let s2 = db.clone();
+        let out = run(&test_config(), &[s0, s1, s2]);
+        let burst = |rows: &std::collections::BTreeSet<ViewRow>| {
+            alerts(rows)
+                .into_iter()
+                .filter(|a| a.rule == Rule::OrderBurst)
+                .map(|a| a.order_count)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(burst(&out[0]), vec![7]);
+        assert_eq!(burst(&out[1]), Vec::<i64>::new());
+        assert_eq!(burst(&out[2]), vec![6]);
+    }
+
+    #[test]
     fn rules_appear_and_disappear_with_their_orders() {
         let mut db = Db::default();
         // customer 7: a burst straddling the minute boundary (4 + 2 orders within [3 s, 63 s])
