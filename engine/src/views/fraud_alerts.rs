@@ -63,15 +63,8 @@ fn customer_rules<'s>(
     per_group("FraudPerCustomer", by_customer, move |&c, changes, emit| {
         // net per order first: a time's changes arrive unconsolidated and in any order, and a
         // retraction must not meet an absent entry before the insertion it cancels
-        changes.sort_unstable_by_key(|&(order, _)| order);
-        let mut net: Vec<((Micros, Money), isize)> = Vec::with_capacity(changes.len());
-        for &(order, d) in changes.iter() {
-            match net.last_mut() {
-                Some((last, n)) if *last == order => *n += d,
-                _ => net.push((order, d)),
-            }
-        }
-        net.retain(|&(_, d)| d != 0);
+        let mut net = changes.to_vec();
+        crate::ingest::consolidate(&mut net);
         if net.is_empty() {
             return;
         }

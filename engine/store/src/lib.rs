@@ -221,7 +221,8 @@ struct State {
     /// Per view: row → multiplicity (always 1 for a consistent view; kept as a count so that a
     /// bad batch shows up as an anomaly instead of silently vanishing rows).
     views: Vec<BTreeMap<ViewRow, i64>>,
-    /// The read-time index of `recommendations` (its map in `views` stays empty).
+    /// The read-time index of `recommendations` (its map in `views` stays empty), with the
+    /// co-occurrence counts `also_bought`'s rows are derived from.
     recs: recs::RecsIndex,
     /// K of `also_bought` and `recommendations` (`--top-k`): the length of each product's
     /// and each customer's list.
