@@ -88,7 +88,7 @@ fn none<'s, D: Ord + std::fmt::Debug + Clone + 'static>(c: Coll<'s, D>) -> Coll<
 fn shared_only<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
     let s = Shared::new(i, c);
     // probe every shared collection
-    none(s.shown_sales)
+    none(s.slot_sales)
 }
 fn revenue_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
     revenue::build(i, c)

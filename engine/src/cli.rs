@@ -256,10 +256,6 @@ impl ClusterArgs {
         if self.processes > 1 && hosts.is_empty() {
             anyhow::bail!("--processes {} needs --hostfile", self.processes);
         }
-        let max = crate::facts::MAX_WINDOWS;
-        if views.views_config().windows.len() > max {
-            anyhow::bail!("--windows takes at most {max} distinct sizes");
-        }
         Ok(EngineConfig {
             workers: self.workers.max(1),
             processes: self.processes.max(1),

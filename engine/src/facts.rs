@@ -16,16 +16,6 @@ pub struct LiveOrder {
     pub customer_id: Option<i64>,
 }
 
-impl LiveOrder {
-    /// Where the order counts, given its windows' retention.
-    pub fn placed(self, retention: Retention) -> Placed {
-        Placed {
-            date: self.order_date,
-            retention,
-        }
-    }
-}
-
 /// An order item whose order and product are known (items with a null order or product can
 /// never be counted by any view, so they are not kept).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -61,90 +51,24 @@ pub struct ViewEvent {
     pub category_id: Option<i64>,
 }
 
-/// Whether a window's rows are shown, or only kept so the next window can report its `prev_*`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Retained {
-    /// The window ends after the retention cutoff: its rows are part of the views.
-    Visible,
-    /// The window is the one just before the oldest visible one: it feeds `prev_revenue` /
-    /// `prev_quantity` of that window ("prev values come from the full data") and shows nothing.
-    PrevOnly,
+/// The tumbling windows of `windows` (`ViewsConfig::windows`) an order of `date` falls in:
+/// `(window, start)`, one per window size. Retention is not the facts' business: windowed
+/// operators retire whole windows on the ingest's cutoffs (see `views::per_group`).
+pub fn tumbling(windows: &[Window], date: Micros) -> impl Iterator<Item = (Window, Micros)> + '_ {
+    windows.iter().filter_map(move |&w| match w {
+        Window::Size(size) => Some((w, date.window_start(size))),
+        Window::All => None,
+    })
 }
 
-/// The most window sizes a [`Retention`] can describe (`--windows` is checked against it).
-pub const MAX_WINDOWS: usize = 32;
-
-/// For each configured window size (by its index in `ViewsConfig::windows`), whether an order's
-/// window of that size is Visible, PrevOnly or dropped by retention. Two bitmasks, so every fact
-/// that carries it stays small and `Copy`.
-#[derive(
-    Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-pub struct Retention {
-    visible: u32,
-    prev_only: u32,
-}
-
-impl Retention {
-    /// The state of window size `i` (`None`: dropped, or `i` is not a tumbling size).
-    pub fn get(self, i: usize) -> Option<Retained> {
-        let bit = 1u32.checked_shl(i as u32)?;
-        if self.visible & bit != 0 {
-            Some(Retained::Visible)
-        } else if self.prev_only & bit != 0 {
-            Some(Retained::PrevOnly)
-        } else {
-            None
-        }
-    }
-
-    /// Sets the state of window size `i` (ignored beyond [`MAX_WINDOWS`]).
-    pub fn set(&mut self, i: usize, r: Option<Retained>) {
-        let Some(bit) = 1u32.checked_shl(i as u32) else {
-            return;
-        };
-        self.visible &= !bit;
-        self.prev_only &= !bit;
-        match r {
-            Some(Retained::Visible) => self.visible |= bit,
-            Some(Retained::PrevOnly) => self.prev_only |= bit,
-            None => {}
-        }
-    }
-}
-
-/// Where a live order counts: its date and the retention of its windows. Sales and order categories
-/// carry their order's placement, so windowed views need no join with the order.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Placed {
-    pub date: Micros,
-    pub retention: Retention,
-}
-
-impl Placed {
-    /// `(window, start, retained)` for every retained tumbling window (Visible or PrevOnly),
-    /// `windows` being `ViewsConfig::windows`.
-    pub fn windows(self, windows: &[Window]) -> Vec<(Window, Micros, Retained)> {
-        windows
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &w)| {
-                let Window::Size(size) = w else { return None };
-                let r = self.retention.get(i)?;
-                Some((w, self.date.window_start(size), r))
-            })
-            .collect()
-    }
-
-    /// The slots the order is shown in: its Visible windows, and `all` (a live order always is).
-    pub fn shown_slots(self, windows: &[Window]) -> Vec<(Window, Option<Micros>)> {
-        let visible = windows.iter().enumerate().filter_map(|(i, &w)| {
-            let Window::Size(size) = w else { return None };
-            (self.retention.get(i)? == Retained::Visible)
-                .then(|| (w, Some(self.date.window_start(size))))
-        });
-        visible.chain([(Window::All, None)]).collect()
-    }
+/// The slots an order of `date` is shown in: its tumbling windows, and `all`.
+pub fn slots(
+    windows: &[Window],
+    date: Micros,
+) -> impl Iterator<Item = (Window, Option<Micros>)> + '_ {
+    tumbling(windows, date)
+        .map(|(w, s)| (w, Some(s)))
+        .chain([(Window::All, None)])
 }
 
 /// An item's product, quantity and unit price, and the product's current category (the ingest

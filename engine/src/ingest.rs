@@ -1,5 +1,5 @@
 //! From source transactions to dataflow input updates ([`Updates`]): upsert per key (see
-//! [`crate::upsert`]), the join of every order with its items, and the retention state machine.
+//! [`crate::upsert`]), the join of every order with its items, and the retention cutoffs.
 //!
 //! **Orders joined with their items here, not in the dataflow.** Both upserts live on this
 //! thread anyway, so for each order a transaction touched, the ingest compares what the order
@@ -7,7 +7,7 @@
 //! with what it contributes after, and emits the difference: the order itself (`live_orders`),
 //! one sale per item (`sales`), its distinct categories (`order_categories`), the customer's
 //! purchases (`purchases`) and the co-purchase pairs (`co_purchases`); the windowed ones carry
-//! the order's date and window retention ([`Placed`]). A product moving to another category
+//! the order's date. A product moving to another category
 //! re-states the orders containing it (found through `orders_by_product`, an index built only
 //! while categories move: see [`Ingest::orders_by_product`]).
 //! The dataflow then only sums and ranks: no view arranges a record per order or per item to
@@ -17,13 +17,15 @@
 //!
 //! Retention (SPEC §4): windowed views keep windows that end after (highest order_date seen −
 //! retention). "Seen" is read as: in any order image ever applied, cancelled ones included, so
-//! the cutoff never moves back. The window just before the oldest visible one is kept as
-//! `PrevOnly`, so that `prev_*` values still come from the full data; anything older is dropped
-//! from the order's [`Retention`], and the order's placed facts are re-stated (old placement
-//! retracted, new one added), which bounds every windowed aggregate.
+//! the cutoff never moves back. Per window size, the ingest only says where the retained
+//! windows start (`cutoffs`, changed in the transaction that moved the highest date); the
+//! windowed operators retire the older windows' groups themselves (`views::per_group`). A
+//! retained window's `prev_*` still comes from the full data: orders lend their window's
+//! figures to the next window's group, whether their own window is retained or not. Orders
+//! are never re-stated for retention, so retiring a window costs per group, not per order.
 //!
-//! Runs on the ingest thread, never on a timely worker. Owns the upsert state, the item index
-//! and the live-order date index; must not know about timely.
+//! Runs on the ingest thread, never on a timely worker. Owns the upsert state and the item
+//! index; must not know about timely.
 
 use crate::facts::*;
 use crate::items_index::ItemsByOrder;
@@ -93,16 +95,15 @@ struct OrderFacts {
 /// The ingest state: upserts, the order-items join, and retention.
 pub struct Ingest {
     pub upsert: UpsertState,
-    /// `ViewsConfig::windows`: a [`Retention`] bit is an index into this list.
+    /// `ViewsConfig::windows`, in the same order as `visible_from`.
     windows: Vec<Window>,
     retention: Option<i64>,
     basket_cap: usize,
     /// Highest order_date seen in any applied order image.
     watermark: Option<Micros>,
-    /// Per window (same index): start of the oldest visible window (`None` = all visible).
+    /// Per window (same index): start of the oldest retained window (`None` = all retained),
+    /// as last sent in `cutoffs`.
     visible_from: Vec<Option<Micros>>,
-    /// Live orders by date, to find the ones a moving cutoff retires (kept only with retention).
-    by_date: BTreeSet<(Micros, i64)>,
     /// `(order_id, order_item_id)` of every usable item: an order's items without a scan.
     items_by_order: ItemsByOrder,
     /// `(product_id, order_id)` for every distinct product of every live order: the orders whose
@@ -137,7 +138,6 @@ impl Ingest {
             retention,
             basket_cap,
             watermark: None,
-            by_date: BTreeSet::new(),
             items_by_order: ItemsByOrder::default(),
             orders_by_product: None,
             since_category_move: 0,
@@ -351,18 +351,9 @@ impl Ingest {
         if old == new {
             return;
         }
-        if self.retention.is_some() {
-            if let Some(o) = old.live {
-                self.by_date.remove(&(o.order_date, order));
-            }
-            if let Some(o) = new.live {
-                self.by_date.insert((o.order_date, order));
-            }
-        }
         for (facts, sign) in [(old, -1), (new, 1)] {
             if let Some(o) = facts.live {
-                let placed = self.placed(o.order_date);
-                placed_facts(order, o, placed, facts, sign, up);
+                dated_facts(order, o, facts, sign, up);
             }
         }
         let (old_basket, new_basket) = (&old.basket, &new.basket);
@@ -399,82 +390,41 @@ impl Ingest {
         pair_changes(old_pairs, new_pairs, &mut up.co_purchases);
     }
 
-    /// An order of `date` placed with the current retention.
-    fn placed(&self, date: Micros) -> Placed {
-        placed_with(&self.windows, &self.visible_from, date)
-    }
-
-    /// Moves each window size's visibility threshold to the current cutoff and re-states the
-    /// orders whose windows crossed it.
+    /// Moves each window size's cutoff to the current highest order date minus retention:
+    /// the retained windows of a size are those ending after it.
     fn advance_retention(&mut self, up: &mut Updates) {
         let (Some(retention), Some(mark)) = (self.retention, self.watermark) else {
             return;
         };
         let cutoff = Micros(mark.0.saturating_sub(retention));
-        let mut new_from = self.visible_from.clone();
-        let mut lo: Option<Micros> = None;
-        let mut hi: Option<Micros> = None;
-        for (i, w) in self.windows.iter().enumerate() {
+        for (w, from) in self.windows.iter().zip(self.visible_from.iter_mut()) {
             let Window::Size(size) = *w else { continue };
-            let from = cutoff.window_start(size);
-            let old_from = self.visible_from[i];
-            if old_from.is_some_and(|o| o >= from) {
+            // the window containing the cutoff ends after it: the oldest retained
+            let new = cutoff.window_start(size);
+            if from.is_some_and(|old| old >= new) {
                 continue;
             }
-            new_from[i] = Some(from);
-            // orders whose status can differ: dates from the old PrevOnly window up to the new
-            // visible start (everything older was already gone)
-            let l = match old_from {
-                Some(o) => Micros(o.0.saturating_sub(size)),
-                None => Micros(i64::MIN),
-            };
-            lo = Some(lo.map_or(l, |x| x.min(l)));
-            hi = Some(hi.map_or(from, |x| x.max(from)));
-        }
-        let (Some(lo), Some(hi)) = (lo, hi) else {
-            return;
-        };
-        let affected: Vec<(Micros, i64)> = self
-            .by_date
-            .range((lo, i64::MIN)..(hi, i64::MIN))
-            .copied()
-            .collect();
-        for (date, order) in affected {
-            let was = placed_with(&self.windows, &self.visible_from, date);
-            let now = placed_with(&self.windows, &new_from, date);
-            if was == now {
-                continue;
+            if let Some(old) = from.replace(new) {
+                up.cutoffs.push(((*w, old), -1));
             }
-            let mut facts = self.facts_of::<()>(order, &[]);
-            self.fill_basket(&mut facts, &[]);
-            let Some(o) = facts.live else { continue };
-            debug_assert_eq!(o.order_date, date);
-            placed_facts(order, o, was, &facts, -1, up);
-            placed_facts(order, o, now, &facts, 1, up);
+            up.cutoffs.push(((*w, new), 1));
         }
-        self.visible_from = new_from;
     }
 }
 
-/// The facts of a live order that carry its placement: the order, its sales, its categories.
-fn placed_facts(
-    order: i64,
-    o: LiveOrder,
-    placed: Placed,
-    facts: &OrderFacts,
-    sign: isize,
-    up: &mut Updates,
-) {
-    up.live_orders.push(((order, (o, placed.retention)), sign));
+/// The facts of a live order that carry its date: the order, its sales, its categories.
+fn dated_facts(order: i64, o: LiveOrder, facts: &OrderFacts, sign: isize, up: &mut Updates) {
+    let date = o.order_date;
+    up.live_orders.push(((order, o), sign));
     up.sales.extend(
         facts
             .items
             .iter()
             .zip(&facts.item_categories)
-            .map(|((_, it), &c)| ((placed, (it.product_id, it.quantity, it.price, c)), sign)),
+            .map(|((_, it), &c)| ((date, (it.product_id, it.quantity, it.price, c)), sign)),
     );
     up.order_categories
-        .extend(facts.categories.iter().map(|&c| ((placed, c), sign)));
+        .extend(facts.categories.iter().map(|&c| ((date, c), sign)));
 }
 
 /// The ordered pairs `(p, q)`, p != q, of `new` minus those of `old` (both sorted, distinct).
@@ -501,27 +451,6 @@ fn pair_changes(old: &[i64], new: &[i64], out: &mut Vec<((i64, i64), isize)>) {
                 }
             }
         }
-    }
-}
-
-/// An order of `date` placed by the visibility thresholds `visible_from` of `windows`.
-fn placed_with(windows: &[Window], visible_from: &[Option<Micros>], date: Micros) -> Placed {
-    let mut retention = Retention::default();
-    for (i, w) in windows.iter().enumerate() {
-        retention.set(i, status(*w, date, visible_from[i]));
-    }
-    Placed { date, retention }
-}
-
-/// Whether an order of `date` in window size `w` is retained, given the size's threshold.
-fn status(w: Window, date: Micros, visible_from: Option<Micros>) -> Option<Retained> {
-    let Window::Size(size) = w else { return None };
-    let start = date.window_start(size);
-    match visible_from {
-        None => Some(Retained::Visible),
-        Some(v) if start >= v => Some(Retained::Visible),
-        Some(v) if start.0 == v.0 - size => Some(Retained::PrevOnly),
-        Some(_) => None,
     }
 }
 
@@ -570,21 +499,14 @@ mod tests {
         }
     }
 
-    fn live(id: i64, date: i64, total: i64) -> (i64, (LiveOrder, Retention)) {
-        let mut r = Retention::default();
-        for i in 0..3 {
-            r.set(i, Some(Retained::Visible));
-        }
+    fn live(id: i64, date: i64, total: i64) -> (i64, LiveOrder) {
         (
             id,
-            (
-                LiveOrder {
-                    order_date: Micros(date),
-                    total: Money(total),
-                    customer_id: Some(7),
-                },
-                r,
-            ),
+            LiveOrder {
+                order_date: Micros(date),
+                total: Money(total),
+                customer_id: Some(7),
+            },
         )
     }
 
@@ -726,25 +648,20 @@ mod tests {
     }
 
     #[test]
-    fn retention_moves_windows_to_prev_only_then_out() {
-        let mut ing = Ingest::new(&[Window::Size(HOUR)], Some(HOUR), 100);
+    fn retention_advances_cutoffs_and_restates_nothing() {
+        let mut ing = Ingest::new(&[Window::Size(HOUR), Window::All], Some(HOUR), 100);
         let t0 = 100 * HOUR;
-        ing.apply(&tx(vec![
+        let u = ing.apply(&tx(vec![
             order(1, t0 + 5 * MIN, 500, OrderStatus::Pending, 1),
             item(1, 1, 42, 1),
             product(42, Some(5), 1),
         ]));
-        let placed = |date: i64, r: Option<Retained>| {
-            let mut retention = Retention::default();
-            retention.set(0, r);
-            Placed {
-                date: Micros(date),
-                retention,
-            }
-        };
-        let sale = |date, r| (placed(date, r), (42, 2, Money(100), Some(5)));
-        // An order two hours later: cutoff = t0 + 1h + 10m; oldest visible window starts t0+1h,
-        // so order 1's window (t0) becomes PrevOnly: its sale and basket are re-stated.
+        // the first order sets the first cutoff: highest date t0+5m minus 1h is in window t0-1h
+        let hour = Window::Size(HOUR);
+        assert_eq!(u.cutoffs, vec![((hour, Micros(t0 - HOUR)), 1)]);
+        assert_eq!(u.sales.len(), 1);
+        // An order two hours later: cutoff = t0 + 1h + 10m; the oldest retained window starts
+        // at t0+1h. Order 1 is not re-stated: only the cutoff moves.
         let u = ing.apply(&tx(vec![order(
             2,
             t0 + 2 * HOUR + 10 * MIN,
@@ -752,40 +669,32 @@ mod tests {
             OrderStatus::Pending,
             2,
         )]));
-        let d1 = t0 + 5 * MIN;
-        assert!(u.sales.contains(&(sale(d1, Some(Retained::Visible)), -1)));
-        assert!(u.sales.contains(&(sale(d1, Some(Retained::PrevOnly)), 1)));
-        assert!(u
-            .order_categories
-            .contains(&((placed(d1, Some(Retained::PrevOnly)), 5), 1)));
-        let visible2 = |(_, (_, r)): &(i64, (LiveOrder, Retention))| r.get(0);
         assert_eq!(
-            u.live_orders
-                .iter()
-                .map(|(o, d)| (o.0, visible2(o), *d))
-                .collect::<Vec<_>>(),
+            u.cutoffs,
             vec![
-                (1, Some(Retained::PrevOnly), 1),
-                (1, Some(Retained::Visible), -1),
-                (2, Some(Retained::Visible), 1)
+                ((hour, Micros(t0 - HOUR)), -1),
+                ((hour, Micros(t0 + HOUR)), 1)
             ]
         );
-        // Neither purchases nor pairs depend on retention.
-        assert!(u.purchases.is_empty() && u.co_purchases.is_empty());
-        // One more hour: order 1's window is gone entirely (the order stays live).
-        let u = ing.apply(&tx(vec![order(
-            3,
-            t0 + 3 * HOUR + 10 * MIN,
-            500,
-            OrderStatus::Pending,
-            3,
-        )]));
-        assert!(u.sales.contains(&(sale(d1, Some(Retained::PrevOnly)), -1)));
-        assert!(u.sales.contains(&(sale(d1, None), 1)));
-        // A late order into a retired window is live, with no retained window.
+        assert_eq!(
+            u.live_orders,
+            vec![(live(2, t0 + 2 * HOUR + 10 * MIN, 500), 1)]
+        );
+        assert!(u.sales.is_empty() && u.purchases.is_empty() && u.co_purchases.is_empty());
+        // An older order moves nothing; a late order into a retired window is still live
+        // (fraud ignores retention; the windowed operators drop its windows themselves).
         let u = ing.apply(&tx(vec![order(4, t0, 500, OrderStatus::Pending, 4)]));
+        assert!(u.cutoffs.is_empty());
         assert_eq!(u.live_orders.len(), 1);
-        assert_eq!(u.live_orders[0].0 .1 .1, Retention::default());
+        // Cancelling the newest order does not move the cutoff back.
+        let u = ing.apply(&tx(vec![order(
+            2,
+            t0 + 2 * HOUR + 10 * MIN,
+            500,
+            OrderStatus::Cancelled,
+            5,
+        )]));
+        assert!(u.cutoffs.is_empty());
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //! (u³), orders of 1-4 items, each customer with 2 product views, a category browse and, for
 //! some, cart and wishlist rows; 20 orders per second of event time.
 
-use engine::facts::{Interaction, Item, LiveOrder, ProductFacts, Retention, ViewEvent};
+use engine::facts::{Interaction, Item, LiveOrder, ProductFacts, ViewEvent};
 use engine::views::testkit::{order_facts, Rig, Updates};
 use engine::views::{self, Coll, Inputs, ViewsConfig};
 use engine::{Engine, EngineConfig};
@@ -552,7 +552,7 @@ fn feed_order(
             price: Money(100),
         })
         .collect();
-    order_facts(cfg, *id, order, Retention::default(), &items, products, f);
+    order_facts(cfg, *id, order, &items, products, f);
 }
 
 fn marginal(a: &Args, recs: bool) {

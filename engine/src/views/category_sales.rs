@@ -1,10 +1,11 @@
-//! `category_sales` (SPEC §4): per shown slot (Visible window or `all`) and category, the
+//! `category_sales` (SPEC §4): per slot (retained window or `all`) and category, the
 //! quantity, revenue and number of distinct live orders with an item of the category, by each
 //! product's current category.
 
-use super::shared::Shared;
+use super::shared::{retiring, slot_window, Shared, Slot};
 use super::sums::sum_by_key;
 use super::{Coll, Inputs, ViewsConfig};
+use crate::facts::slots;
 use sources::Money;
 use view_store::{CategorySalesRow, ViewRow};
 
@@ -13,26 +14,27 @@ pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) ->
     // category
     let sales =
         shared
-            .shown_sales
+            .slot_sales
             .clone()
             .flat_map(|(slot, (_product, category, [qty, revenue]))| {
                 category.map(|c| ((slot, c), [qty, revenue, 0]))
             });
 
     // ((slot, category), [0, 0, 1]) per live order with an item of the category, in each slot
-    // the order is shown in (the ingest keeps each order's categories current)
+    // of the order (the ingest keeps each order's categories current)
     let windows = cfg.windows.clone();
     let orders = inputs
         .order_categories
         .clone()
-        .flat_map(move |(placed, category)| {
-            placed
-                .shown_slots(&windows)
-                .into_iter()
+        .flat_map(move |(date, category)| {
+            slots(&windows, date)
                 .map(move |slot| ((slot, category), [0, 0, 1]))
+                .collect::<Vec<_>>()
         });
 
-    sum_by_key(sales.concat(orders)).map(
+    // summed per (slot, category) while the slot's window is retained
+    let retained = retiring(&shared.cutoffs, |(slot, _): &(Slot, i64)| slot_window(slot));
+    sum_by_key(sales.concat(orders), retained).map(
         |(((window, start), category_id), [qty, revenue, order_count])| {
             ViewRow::CategorySales(CategorySalesRow {
                 window,
@@ -49,7 +51,6 @@ pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) ->
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use crate::facts::Retained;
     use sources::Money;
     use view_store::{CategorySalesRow, ViewRow, Window};
 
@@ -97,8 +98,7 @@ mod tests {
         let s1 = db.clone();
         // order 2 cancelled; the first window retires
         db.orders.get_mut(&2).unwrap().cancelled = true;
-        db.retention
-            .insert((MINUTE, at(0)), Some(Retained::PrevOnly));
+        db.visible_from.insert(MINUTE, at(60));
         let s2 = db.clone();
 
         let out = run(&test_config(), &[s0, s1, s2]);

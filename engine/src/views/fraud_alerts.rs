@@ -4,19 +4,13 @@
 
 use super::per_group::per_group;
 use super::{Coll, FraudConfig};
-use crate::facts::{LiveOrder, Retention};
+use crate::facts::LiveOrder;
 use foldhash::HashMap;
 use sources::{Micros, Money};
 use view_store::{FraudAlertRow, Rule, ViewRow};
 
-pub fn build<'s>(
-    live_orders: &Coll<'s, (i64, (LiveOrder, Retention))>,
-    cfg: &FraudConfig,
-) -> Coll<'s, ViewRow> {
+pub fn build<'s>(live_orders: &Coll<'s, (i64, LiveOrder)>, cfg: &FraudConfig) -> Coll<'s, ViewRow> {
     let high_value = cfg.high_value;
-
-    // every live order (the rules ignore retention)
-    let live_orders = live_orders.clone().map(|(id, (o, _))| (id, o));
 
     // high_value: one alert per live order above the threshold, with or without customer
     let high_value = live_orders
@@ -34,8 +28,9 @@ pub fn build<'s>(
         });
 
     // (customer, (order_date, total)) for the per-customer rules
-    let by_customer =
-        live_orders.flat_map(|(_, o)| o.customer_id.map(|c| (c, (o.order_date, o.total))));
+    let by_customer = live_orders
+        .clone()
+        .flat_map(|(_, o)| o.customer_id.map(|c| (c, (o.order_date, o.total))));
 
     // frequent_orders, order_burst and repeated_amount in one pass over each customer's live
     // orders (sorted by date, then total), by one operator holding them per customer

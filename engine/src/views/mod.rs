@@ -130,13 +130,17 @@ macro_rules! engine_inputs {
 
 engine_inputs! {
     dataflow {
-        /// `(order_id, (order, retention))` for every live (not cancelled) order.
-        live_orders: (i64, (LiveOrder, Retention)),
-        /// `(placement, line)` once per item of every live order.
-        sales: (Placed, Line),
-        /// `(placement, category_id)` once per live order and distinct current category of its
-        /// products.
-        order_categories: (Placed, i64),
+        /// `(order_id, order)` for every live (not cancelled) order.
+        live_orders: (i64, LiveOrder),
+        /// `(order_date, line)` once per item of every live order.
+        sales: (Micros, Line),
+        /// `(order_date, category_id)` once per live order and distinct current category of
+        /// its products.
+        order_categories: (Micros, i64),
+        /// `(window size, visible_from)` per window size once retention applies: windows of
+        /// that size starting before `visible_from` are retired (the windowed views drop them,
+        /// see [`per_group`]). Advances as the highest order date seen does.
+        cutoffs: (Window, Micros),
     }
     index {
         /// `(customer_id, product_id)` once per live order of the customer containing the

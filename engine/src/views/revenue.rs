@@ -1,41 +1,36 @@
 //! `revenue` (SPEC §4): per tumbling window, its live orders' count, revenue, average, the
-//! previous window's revenue and the trend. Reads `live_orders` with their windows' retention:
-//! PrevOnly windows only lend their revenue to the next window.
+//! previous window's revenue and the trend. Reads `live_orders`.
 
-use super::shared::next_start;
+use super::shared::{next_start, retiring};
 use super::sums::sum_by_key;
 use super::{Coll, Inputs, ViewsConfig};
-use crate::facts::Retained;
-use sources::Money;
-use view_store::{RevenueRow, ViewRow};
+use crate::facts::tumbling;
+use sources::{Micros, Money};
+use view_store::{RevenueRow, ViewRow, Window};
 
 pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // ((window, start), [revenue, orders, prev_revenue, visible orders]) summed per window:
-    // each live order counts in each of its retained windows and as the previous window of the
-    // next one; a window's orders are Visible or PrevOnly together (the cutoff decides per
-    // window), so the fourth sum tells whether the window is shown
+    // ((window, start), [revenue, orders, prev_revenue]) summed per retained window: each live
+    // order counts in each of its windows and as the previous window of the next one (also
+    // when its own window is retired: the lent revenue is in the next window's sums)
     let windows = cfg.windows.clone();
+    let retained = retiring(&inputs.cutoffs, |&w: &(Window, Micros)| Some(w));
     let totals = sum_by_key(
-        inputs
-            .live_orders
-            .clone()
-            .flat_map(move |(_, (o, retention))| {
-                let t = o.total.0 as isize;
-                o.placed(retention).windows(&windows).into_iter().flat_map(
-                    move |(window, start, retained)| {
-                        let shown = isize::from(retained == Retained::Visible);
-                        let mine = ((window, start), [t, 1, 0, shown]);
-                        let next = next_start(window, start).map(|n| ((window, n), [0, 0, t, 0]));
-                        std::iter::once(mine).chain(next)
-                    },
-                )
-            }),
+        inputs.live_orders.clone().flat_map(move |(_, o)| {
+            let t = o.total.0 as isize;
+            tumbling(&windows, o.order_date)
+                .flat_map(move |(window, start)| {
+                    let mine = ((window, start), [t, 1, 0]);
+                    let next = next_start(window, start).map(|n| ((window, n), [0, 0, t]));
+                    std::iter::once(mine).chain(next)
+                })
+                .collect::<Vec<_>>()
+        }),
+        retained,
     );
 
-    // one row per Visible window with a live order (a window only lending its revenue to the
-    // next, or holding only that lent revenue, is not shown)
-    totals.flat_map(|((window, start), [rev, n, prev, shown])| {
-        (shown > 0).then(|| {
+    // one row per window with a live order (a window holding only lent revenue is not shown)
+    totals.flat_map(|((window, start), [rev, n, prev])| {
+        (n > 0).then(|| {
             ViewRow::Revenue(RevenueRow::new(
                 window,
                 start,
@@ -50,7 +45,6 @@ pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use crate::facts::Retained;
     use sources::Money;
     use view_store::{RevenueRow, ViewRow};
 
@@ -77,10 +71,9 @@ mod tests {
         // order 1 cancelled
         db.orders.get_mut(&1).unwrap().cancelled = true;
         let s2 = db.clone();
-        // back to s0, with the first window retired to PrevOnly
+        // back to s0, with the first window retired (it still lends its revenue to the next)
         let mut s3 = s0.clone();
-        s3.retention
-            .insert((MINUTE, at(0)), Some(Retained::PrevOnly));
+        s3.visible_from.insert(MINUTE, at(60));
 
         let out = run(&test_config(), &[s0, s1, s2, s3]);
         assert_eq!(

@@ -1,9 +1,12 @@
-//! Collections that several views read, built once per dataflow so that the views share them.
-//! The ranking operator of the ranked views is [`super::top_n::top_n_by_sums`].
+//! Collections that several views read, built once per dataflow so that the views share them,
+//! and the retention every windowed view applies ([`retiring`]). The ranking operator of the
+//! ranked views is [`super::top_n::top_n_by_sums`].
 //!
 //! Owns only derived collections; it must not decide what a view shows (the view modules do).
 
+use super::per_group::Retiring;
 use super::{Coll, Inputs, ViewsConfig};
+use crate::facts::slots;
 use sources::Micros;
 use view_store::Window;
 
@@ -17,34 +20,56 @@ pub type SlotLine = (i64, Option<i64>, [isize; 2]);
 /// What the views have in common.
 #[derive(Clone)]
 pub struct Shared<'s> {
-    /// `(slot, (product, category, [quantity, revenue]))` once per sale line in each shown slot
-    /// of its order, with the product's current category: the input of top_products and
-    /// category_sales, summed by each in its own groups. Lines are not summed per product
-    /// first: the ranking operator sums per id anyway, and the category travels on the line
-    /// (the ingest re-states a product's lines when it moves), so no view joins with the
-    /// products or arranges a record per (slot, product) for it.
-    pub shown_sales: Coll<'s, (Slot, SlotLine)>,
+    /// `(slot, (product, category, [quantity, revenue]))` once per sale line in each slot of
+    /// its order (its tumbling windows and `all`), with the product's current category: the
+    /// input of top_products and category_sales, summed by each in its own groups. Lines are
+    /// not summed per product first: the ranking operator sums per id anyway, and the category
+    /// travels on the line (the ingest re-states a product's lines when it moves), so no view
+    /// joins with the products or arranges a record per (slot, product) for it.
+    pub slot_sales: Coll<'s, (Slot, SlotLine)>,
+    /// The ingest's retention cutoffs, for [`retiring`].
+    pub cutoffs: Coll<'s, (Window, Micros)>,
 }
 
 impl<'s> Shared<'s> {
     pub fn new(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Self {
-        // each sale line in each shown slot of its order
+        // each sale line in each slot of its order
         let windows = cfg.windows.clone();
-        let shown_sales =
+        let slot_sales =
             inputs
                 .sales
                 .clone()
-                .flat_map(move |(placed, (product, qty, price, category))| {
+                .flat_map(move |(date, (product, qty, price, category))| {
                     // saturating: a corrupt row must not panic the dataflow (real values fit easily)
                     let sums = [qty as isize, qty.saturating_mul(price.0) as isize];
-                    placed
-                        .shown_slots(&windows)
-                        .into_iter()
+                    slots(&windows, date)
                         .map(move |slot| (slot, (product, category, sums)))
+                        .collect::<Vec<_>>()
                 });
 
-        Shared { shown_sales }
+        Shared {
+            slot_sales,
+            cutoffs: inputs.cutoffs.clone(),
+        }
     }
+}
+
+/// Retention for an operator whose groups are keyed by a tumbling window and something else
+/// (`window_of` says which window, `None` for `all`): groups of windows older than the
+/// ingest's cutoffs retract their rows and are forgotten.
+pub fn retiring<'s, K>(
+    cutoffs: &Coll<'s, (Window, Micros)>,
+    window_of: fn(&K) -> Option<(Window, Micros)>,
+) -> Option<Retiring<'s, K>> {
+    Some(Retiring {
+        cutoffs: cutoffs.clone(),
+        window_of,
+    })
+}
+
+/// The window of a slot (`None` for `all`).
+pub fn slot_window(slot: &Slot) -> Option<(Window, Micros)> {
+    slot.1.map(|start| (slot.0, start))
 }
 
 /// The start of the window after the one starting at `start` (`None` for `all`).

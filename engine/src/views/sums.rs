@@ -11,22 +11,33 @@
 //!
 //! Owns only the sums; it must not know what the keys mean.
 
-use super::per_group::per_group;
+use super::per_group::{per_group_with, Call, Retiring};
 use super::Coll;
 use differential_dataflow::ExchangeData;
 use foldhash::HashMap;
 use std::hash::Hash;
 
-/// Per key, the sum of `values × multiplicity` over its updates.
+/// Per key, the sum of `values × multiplicity` over its updates. With `retiring`, a key whose
+/// window retention retires retracts its sums and is forgotten (see [`super::per_group`]).
 pub fn sum_by_key<'s, K, const M: usize>(
     items: Coll<'s, (K, [isize; M])>,
+    retiring: Option<Retiring<'s, K>>,
 ) -> Coll<'s, (K, [isize; M])>
 where
     K: ExchangeData + Hash + Eq,
     [isize; M]: ExchangeData,
 {
     let mut sums: HashMap<K, [isize; M]> = HashMap::default();
-    per_group("SumByKey", items, move |key, changes, emit| {
+    per_group_with("SumByKey", items, retiring, move |key, call, emit| {
+        let changes = match call {
+            Call::Changes(changes) => changes,
+            Call::Retire => {
+                if let Some(old) = sums.remove(key) {
+                    emit(old, -1);
+                }
+                return;
+            }
+        };
         let mut net = [0; M];
         for (values, d) in changes.iter() {
             for (s, v) in net.iter_mut().zip(values) {
@@ -99,7 +110,7 @@ mod tests {
                     let mut input = worker.dataflow::<Time, _, _>(|scope| {
                         let (input, items) = scope.new_collection::<(u8, [isize; 2]), isize>();
                         let s1 = sink.clone();
-                        sum_by_key(items.clone())
+                        sum_by_key(items.clone(), None)
                             .inspect(move |(d, t, r)| s1.lock().unwrap().push((0, *d, *t, *r)));
                         items
                             .explode(|(k, [a, b])| Some((k, (a, b))))

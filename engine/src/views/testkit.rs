@@ -1,7 +1,7 @@
 //! A small timely harness for the views' tests and benches: a table-level model of the
 //! database ([`Db`]) projected into the [`Inputs`] facts the way the engine's ingest derives
-//! them (live orders with their windows' retention, sales, order categories, purchases,
-//! co-purchase pairs, products), fed as the difference between two projections at one logical time, and
+//! them (live orders, sales, order categories, retention cutoffs, purchases, co-purchase
+//! pairs, products), fed as the difference between two projections at one logical time, and
 //! [`run`], which drives a
 //! sequence of database states through [`super::build`] with 1 or more workers (only worker 0
 //! feeds) and returns the rows of every view after each state.
@@ -45,9 +45,9 @@ pub struct Db {
     pub orders: BTreeMap<i64, DbOrder>,
     pub items: BTreeMap<i64, Item>,
     pub products: BTreeMap<i64, ProductFacts>,
-    /// Windows that are not Visible: `Some(PrevOnly)`, or `None` once retention dropped them.
-    /// Every other window of a live order is Visible.
-    pub retention: BTreeMap<(Window, Micros), Option<Retained>>,
+    /// Retention, per window size: the start of the oldest retained window (the engine's
+    /// `cutoffs`; only ever moved forward). Sizes not listed retain every window.
+    pub visible_from: BTreeMap<Window, Micros>,
 }
 
 impl Db {
@@ -85,24 +85,19 @@ impl Db {
                 total: o.total,
                 customer_id: o.customer,
             };
-            let mut retention = Retention::default();
-            for (i, &window) in cfg.windows.iter().enumerate() {
-                let Window::Size(size) = window else { continue };
-                let start = o.date.window_start(size);
-                let retained = match self.retention.get(&(window, start)) {
-                    None => Some(Retained::Visible),
-                    Some(r) => *r,
-                };
-                retention.set(i, retained);
-            }
             let items: Vec<Item> = self
                 .items
                 .values()
                 .filter(|it| it.order_id == id)
                 .copied()
                 .collect();
-            order_facts(cfg, id, live, retention, &items, &self.products, &mut f);
+            order_facts(cfg, id, live, &items, &self.products, &mut f);
         }
+        f.cutoffs = self
+            .visible_from
+            .iter()
+            .map(|(&w, &s)| ((w, s), 1))
+            .collect();
         f.products = self.products.iter().map(|(&id, &p)| ((id, p), 1)).collect();
         f.consolidate();
         f
@@ -115,19 +110,16 @@ pub fn order_facts(
     cfg: &ViewsConfig,
     id: i64,
     order: LiveOrder,
-    retention: Retention,
     items: &[Item],
     products: &BTreeMap<i64, ProductFacts>,
     f: &mut Updates,
 ) {
-    let placed = order.placed(retention);
-    f.live_orders.push(((id, (order, retention)), 1));
+    let date = order.order_date;
+    f.live_orders.push(((id, order), 1));
     for it in items {
         let category = products.get(&it.product_id).and_then(|p| p.category_id);
-        f.sales.push((
-            (placed, (it.product_id, it.quantity, it.price, category)),
-            1,
-        ));
+        f.sales
+            .push(((date, (it.product_id, it.quantity, it.price, category)), 1));
     }
     let basket: BTreeSet<i64> = items.iter().map(|it| it.product_id).collect();
     let categories: BTreeSet<i64> = basket
@@ -135,7 +127,7 @@ pub fn order_facts(
         .filter_map(|p| products.get(p)?.category_id)
         .collect();
     f.order_categories
-        .extend(categories.into_iter().map(|c| ((placed, c), 1)));
+        .extend(categories.into_iter().map(|c| ((date, c), 1)));
     for &p in &basket {
         if let Some(c) = order.customer_id {
             f.purchases.push(((c, p), 1));
@@ -315,9 +307,18 @@ pub fn naive(db: &Db, cfg: &ViewsConfig) -> BTreeSet<ViewRow> {
         .filter(|(_, o)| !o.cancelled)
         .map(|(&id, &o)| (id, o))
         .collect();
-    let state = |w: Window, s: Micros| match db.retention.get(&(w, s)) {
-        None => Some(Retained::Visible),
-        Some(r) => *r,
+    // Visible: shown; PrevOnly: the window just before the oldest visible one, which only
+    // lends its figures to the next; None: retired
+    #[derive(PartialEq)]
+    enum Retained {
+        Visible,
+        PrevOnly,
+    }
+    let state = |w: Window, s: Micros| match (db.visible_from.get(&w), w) {
+        (None, _) => Some(Retained::Visible),
+        (Some(&from), _) if s >= from => Some(Retained::Visible),
+        (Some(&from), Window::Size(size)) if s.0 == from.0 - size => Some(Retained::PrevOnly),
+        _ => None,
     };
     let category = |p: i64| db.products.get(&p).and_then(|f| f.category_id);
     let sizes: Vec<(Window, i64)> = cfg
@@ -551,7 +552,6 @@ pub fn naive(db: &Db, cfg: &ViewsConfig) -> BTreeSet<ViewRow> {
 mod tests {
     use super::super::{FraudConfig, ViewsConfig};
     use super::*;
-    use crate::facts::Retained;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
@@ -593,12 +593,10 @@ mod tests {
                         let w = [MINUTE, Window::Size(120 * Micros::PER_SECOND)]
                             [rng.random_range(0..2)];
                         let Window::Size(size) = w else { continue };
+                        // the cutoff only moves forward, as the ingest's does
                         let start = Micros(rng.random_range(0..4) * size);
-                        match rng.random_range(0..3) {
-                            0 => db.retention.remove(&(w, start)),
-                            1 => db.retention.insert((w, start), Some(Retained::PrevOnly)),
-                            _ => db.retention.insert((w, start), None),
-                        };
+                        let from = db.visible_from.entry(w).or_insert(start);
+                        *from = (*from).max(start);
                     }
                 }
             }

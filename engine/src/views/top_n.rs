@@ -25,7 +25,7 @@
 //! State is compacted as it goes (an id at zero is removed, an empty group with it). It owns
 //! no other state and must not know what the groups mean.
 
-use super::per_group::per_group;
+use super::per_group::{per_group_with, Call, Retiring};
 use super::Coll;
 use differential_dataflow::ExchangeData;
 use foldhash::HashMap;
@@ -46,11 +46,13 @@ pub type Scores<const M: usize, const R: usize> = fn(&[isize; M]) -> [Option<isi
 /// score r, by higher score then smaller id: `(group, (r, rank, id, sums))`. The same as
 /// `count_total`, a filter and one ranking reduce per ranking over `(Reverse(score r), id, sums)`,
 /// without their state: top_products sums quantity and revenue and ranks by each, trending
-/// ranks by quantity minus the previous window's quantity.
+/// ranks by quantity minus the previous window's quantity. With `retiring`, a group whose
+/// window retention retires retracts its rows and is forgotten (see [`super::per_group`]).
 pub fn top_n_by_sums<'s, K, const M: usize, const R: usize>(
     items: Coll<'s, (K, (i64, [isize; M]))>,
     n: usize,
     scores: Scores<M, R>,
+    retiring: Option<Retiring<'s, K>>,
 ) -> Coll<'s, (K, SumPlace<M>)>
 where
     K: ExchangeData + Hash + Eq,
@@ -62,7 +64,20 @@ where
     let mut deltas: Vec<(i64, [isize; M])> = Vec::new();
     let mut olds: Vec<(i64, Option<[isize; M]>)> = Vec::new();
     let mut before: [Vec<(Reverse<isize>, i64)>; R] = std::array::from_fn(|_| Vec::new());
-    per_group("TopNBySums", items, move |group, changes, emit| {
+    per_group_with("TopNBySums", items, retiring, move |group, call, emit| {
+        let changes = match call {
+            Call::Changes(changes) => changes,
+            Call::Retire => {
+                if let Some(summed) = groups.remove(group) {
+                    for (ranking, leaders) in summed.leaders.iter().enumerate() {
+                        for (rank, &(_, id)) in (1u32..).zip(leaders) {
+                            emit((ranking, rank, id, summed.sum(id)), -1);
+                        }
+                    }
+                }
+                return;
+            }
+        };
         net_changes(changes, &mut deltas);
         if deltas.is_empty() {
             return;
@@ -300,16 +315,20 @@ mod tests {
             let sink = sink.clone();
             let mut input = worker.dataflow::<Time, _, _>(|scope| {
                 let (input, ids) = scope.new_collection::<(u8, i64), isize>();
-                let counted = top_n_by_sums(ids.clone().map(|(g, id)| (g, (id, [1]))), n, |s| {
-                    [Some(s[0])]
-                })
+                let counted = top_n_by_sums(
+                    ids.clone().map(|(g, id)| (g, (id, [1]))),
+                    n,
+                    |s| [Some(s[0])],
+                    None,
+                )
                 .map(|(g, (_, rank, id, [c]))| (g, (rank, id, c)));
                 // count_total's output (the old count retracted, the new added) as the sums'
-                // input, as top_products reads shown_sales
+                // input, as top_products reads slot_sales
                 let ranked = top_n_by_sums(
                     ids.count_total().map(|((g, id), c)| (g, (id, [c]))),
                     n,
                     |s| [Some(s[0])],
+                    None,
                 )
                 .map(|(g, (_, rank, id, [c]))| (g, (rank, id, c)));
                 let s1 = sink.clone();
@@ -441,7 +460,7 @@ mod two_sums {
                     let sink = sink.clone();
                     let mut input = worker.dataflow::<Time, _, _>(|scope| {
                         let (input, items) = scope.new_collection();
-                        top_n_by_sums(items, n, |s| [Some(s[0]), Some(s[1])])
+                        top_n_by_sums(items, n, |s| [Some(s[0]), Some(s[1])], None)
                             .inner
                             .inspect(move |((g, (m, rank, id, s)), t, d)| {
                                 sink.lock()

@@ -1,8 +1,8 @@
-//! `top_products` (SPEC §4): per shown slot (Visible window or `all`), scope (global or a
+//! `top_products` (SPEC §4): per slot (retained window or `all`), scope (global or a
 //! category) and metric (quantity or revenue), the first N products. A product ranks in its
 //! current category, also for old orders; products without a known category rank only globally.
 
-use super::shared::{Shared, Slot};
+use super::shared::{retiring, slot_window, Shared, Slot};
 use super::top_n::top_n_by_sums;
 use super::{Coll, ViewsConfig};
 use sources::Money;
@@ -19,7 +19,7 @@ pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
     // product's current category
     let sales: Coll<'s, (Scoped, (i64, [isize; 2]))> =
         shared
-            .shown_sales
+            .slot_sales
             .clone()
             .flat_map(|(slot, (product, category, sums))| {
                 let global = ((slot, None), (product, sums));
@@ -27,8 +27,10 @@ pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
                 std::iter::once(global).chain(in_category)
             });
 
-    // the first N of each (slot, scope) by quantity and by revenue, ties by smaller product id
-    top_n_by_sums(sales, cfg.top_n, |s| [Some(s[0]), Some(s[1])]).map(
+    // the first N of each (slot, scope) by quantity and by revenue, ties by smaller product id,
+    // while the slot's window is retained
+    let retained = retiring(&shared.cutoffs, |(slot, _): &Scoped| slot_window(slot));
+    top_n_by_sums(sales, cfg.top_n, |s| [Some(s[0]), Some(s[1])], retained).map(
         |(((window, start), category_id), (metric, rank, product_id, [qty, revenue]))| {
             ViewRow::TopProduct(TopProductRow {
                 window,
@@ -47,7 +49,6 @@ pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use crate::facts::Retained;
     use sources::Money;
     use view_store::{Metric, TopProductRow, ViewRow, Window};
 
@@ -100,8 +101,7 @@ mod tests {
         let s1 = db.clone();
         // the window retires: `all` stays
         let mut s2 = db.clone();
-        s2.retention
-            .insert((MINUTE, at(0)), Some(Retained::PrevOnly));
+        s2.visible_from.insert(MINUTE, at(60));
 
         let out = run(&test_config(), &[s0, s1, s2]);
         let both = |cat, rows: &[(Metric, u32, i64, i64, i64)]| -> Vec<TopProductRow> {

@@ -1,44 +1,46 @@
 //! `trending_products` (SPEC §4): per tumbling window, the top N products by quantity in the
-//! window minus quantity in the previous window, positive growth only. Reads `sales`, placed
-//! with their order's windows' retention: PrevOnly windows only lend their quantities to the
-//! next window. Summed and ranked by one operator ([`super::top_n::top_n_by_sums`]), which
-//! holds one entry per (window, product).
+//! window minus quantity in the previous window, positive growth only. Reads `sales`. Summed
+//! and ranked by one operator ([`super::top_n::top_n_by_sums`]), which holds one entry per
+//! (window, product) of the retained windows.
 
-use super::shared::next_start;
+use super::shared::{next_start, retiring};
 use super::top_n::top_n_by_sums;
 use super::{Coll, Inputs, ViewsConfig};
-use crate::facts::Retained;
-use view_store::{TrendingRow, ViewRow};
+use crate::facts::tumbling;
+use sources::Micros;
+use view_store::{TrendingRow, ViewRow, Window};
 
 pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // ((window, start), (product, [quantity, prev_quantity, visible lines])): each item counts
-    // in its order's retained windows and as the previous window of the next one; a window's
-    // lines are Visible or PrevOnly together (the cutoff decides per window), so the third sum
-    // tells whether the window is shown
+    // ((window, start), (product, [quantity, prev_quantity])): each item counts in its order's
+    // windows and as the previous window of the next one, so a window's group holds both
     let windows = cfg.windows.clone();
     let quantities = inputs
         .sales
         .clone()
-        .flat_map(move |(placed, (product, qty, _, _))| {
+        .flat_map(move |(date, (product, qty, _, _))| {
             let qty = qty as isize;
-            placed
-                .windows(&windows)
-                .into_iter()
-                .flat_map(move |(window, start, retained)| {
-                    let shown = isize::from(retained == Retained::Visible);
-                    let mine = ((window, start), (product, [qty, 0, shown]));
+            tumbling(&windows, date)
+                .flat_map(move |(window, start)| {
+                    let mine = ((window, start), (product, [qty, 0]));
                     let next =
-                        next_start(window, start).map(|n| ((window, n), (product, [0, qty, 0])));
+                        next_start(window, start).map(|n| ((window, n), (product, [0, qty])));
                     std::iter::once(mine).chain(next)
                 })
+                .collect::<Vec<_>>()
         });
 
-    // the first N per shown window by growth (quantity minus the previous window's), positive
-    // growth only; a product that grew sold in the window, so the window holds a live order
-    top_n_by_sums(quantities, cfg.top_n, |&[qty, prev, shown]| {
-        [(shown > 0 && qty > prev).then_some(qty - prev)]
-    })
-    .map(|((window, start), (_, rank, product_id, [qty, prev, _]))| {
+    // the first N per retained window by growth (quantity minus the previous window's),
+    // positive growth only; a product that grew sold in the window, so the window holds a live
+    // order. A retained window's previous window counts even when retired itself: its lines
+    // are in this window's group. Retired groups retract their rows.
+    let retained = retiring(&inputs.cutoffs, |&w: &(Window, Micros)| Some(w));
+    top_n_by_sums(
+        quantities,
+        cfg.top_n,
+        |&[qty, prev]| [(qty > prev).then_some(qty - prev)],
+        retained,
+    )
+    .map(|((window, start), (_, rank, product_id, [qty, prev]))| {
         ViewRow::Trending(TrendingRow {
             window,
             window_start: Some(start),
@@ -54,7 +56,6 @@ pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use crate::facts::Retained;
     use view_store::{TrendingRow, ViewRow};
 
     fn trending(rows: &std::collections::BTreeSet<ViewRow>) -> Vec<TrendingRow> {
@@ -93,11 +94,12 @@ mod tests {
         db.item(4, 2, 2, 4, 10);
         db.item(5, 2, 3, 3, 10);
         let s0 = db.clone();
-        // the first window retires to PrevOnly: its rows go, the second keeps its prev
+        // the first window retires: its rows go, the second keeps its prev
         let mut s1 = db.clone();
-        s1.retention
-            .insert((MINUTE, at(0)), Some(Retained::PrevOnly));
-        // an update that makes product 3 grow more than 2 (tie at 3 with product 2 before)
+        s1.visible_from.insert(MINUTE, at(60));
+        // an update that makes product 3 grow more than 2 (tie at 3 with product 2 before);
+        // the retired window's lines still lend their quantities to the next
+        db.visible_from.insert(MINUTE, at(60));
         db.item(5, 2, 3, 4, 10);
         let s2 = db.clone();
 
@@ -118,12 +120,7 @@ mod tests {
         );
         assert_eq!(
             trending(&out[2]),
-            vec![
-                row(0, 1, 1, 5, 0),
-                row(0, 2, 2, 1, 0),
-                row(60, 1, 3, 4, 0),
-                row(60, 2, 2, 4, 1)
-            ]
+            vec![row(60, 1, 3, 4, 0), row(60, 2, 2, 4, 1)]
         );
     }
 }
