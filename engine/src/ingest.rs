@@ -314,7 +314,7 @@ impl Ingest {
             })
             .collect();
         OrderFacts {
-            live: self.upsert.orders.get(order).and_then(OrderImage::live),
+            live: self.upsert.orders.get(order).and_then(|o| o.live()),
             items,
             basket: Vec::new(),
             categories: Vec::new(),

@@ -29,14 +29,43 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// 64 consecutive keys, and a page stores only its present slots, densely, in key order, found
 /// by a presence bitmask. Primary keys from serial columns are dense, so a page is usually
 /// full and costs about one slot per row, instead of a hash-table entry per row at 50–100 %
-/// load. Whether a slot has an LSN is a page bitmask too, so a slot is the LSN and the image.
+/// load. Whether a slot has an LSN is a page bitmask too. A slot is an LSN, usually as a 32-bit
+/// offset from the page's base ([`Lsns`]), and the image [packed](Pack) (ids and prices that fit
+/// 32 bits: nearly every row); an image that does not pack is kept whole in `wide`, a side
+/// table, and the page marks its slot.
 #[derive(Debug)]
-pub struct Keyed<V> {
-    pages: HashMap<i64, Page<V>, BuildHasherDefault<PageHasher>>,
+pub struct Keyed<V: Pack> {
+    pages: HashMap<i64, Page<V::Packed>, BuildHasherDefault<PageHasher>>,
+    /// The images that did not pack, by key (their slot's image is `None`, its `wide` bit set).
+    wide: HashMap<i64, V>,
     /// Stored slots (rows and tombstones).
     len: usize,
     truncated_at: Option<Lsn>,
 }
+
+/// An image as [`Keyed`] stores it: `pack` gives a smaller form when the values fit (`None`
+/// when they do not), and `unpack` restores exactly the image packed.
+pub trait Pack: Copy + PartialEq {
+    type Packed: Copy + std::fmt::Debug;
+    fn pack(&self) -> Option<Self::Packed>;
+    fn unpack(p: Self::Packed) -> Self;
+}
+
+/// Images stored as they are (small tables, or already small).
+macro_rules! pack_as_is {
+    ($($t:ty),*) => {$(
+        impl Pack for $t {
+            type Packed = $t;
+            fn pack(&self) -> Option<$t> {
+                Some(*self)
+            }
+            fn unpack(p: $t) -> $t {
+                p
+            }
+        }
+    )*};
+}
+pack_as_is!(ProductFacts, Raw<Interaction>, Raw<ViewEvent>);
 
 /// Keys per page: one bit each in a `u64` mask.
 const PAGE_BITS: u32 = 6;
@@ -52,27 +81,108 @@ fn join(page: i64, bit: u32) -> i64 {
 }
 
 #[derive(Debug)]
-struct Page<V> {
+struct Page<P> {
     /// Bit `b` set: key `page * 64 + b` has a slot.
     present: u64,
-    /// Bit `b` set: that slot's `lsn` is meaningful (a change without LSN leaves it unset).
+    /// Bit `b` set: that slot's LSN is meaningful (a change without LSN leaves it unset).
     has_lsn: u64,
-    /// The present slots in key order: slot of bit `b` is at the number of present bits below.
-    slots: Vec<Slot<V>>,
+    /// Bit `b` set: that slot's image did not pack and is in [`Keyed::wide`].
+    wide: u64,
+    /// The present slots' LSNs and images, in key order: the slot of bit `b` is at the number
+    /// of present bits below `b`.
+    lsns: Lsns,
+    images: Vec<Option<P>>,
 }
 
-#[derive(Debug, Clone)]
-struct Slot<V> {
-    lsn: u64,
-    image: Option<V>,
+/// A page's LSNs: 32-bit offsets from a base while they fit, else whole. The rows of a page
+/// (64 consecutive keys) are written close together in the log, so nearly every page stays
+/// narrow; one far-off LSN (a row updated much later) widens its page only.
+#[derive(Debug)]
+enum Lsns {
+    /// `base` is set by the page's first LSN; slots without an LSN hold 0.
+    Narrow {
+        base: Option<u64>,
+        offsets: Vec<u32>,
+    },
+    Wide(Vec<u64>),
 }
 
-impl<V> Page<V> {
+/// How far below the first LSN of a page the base is put, so that rows committed a little out
+/// of LSN order (concurrent transactions) still fit.
+const LSN_SLACK: u64 = 1 << 24;
+
+impl Lsns {
+    fn get(&self, i: usize) -> u64 {
+        match self {
+            Lsns::Narrow { base, offsets } => base.unwrap_or(0) + u64::from(offsets[i]),
+            Lsns::Wide(v) => v[i],
+        }
+    }
+
+    /// What to store for `lsn` (`None`: no LSN), widening the page if it does not fit.
+    fn encode(&mut self, lsn: Option<u64>) -> u64 {
+        let Some(lsn) = lsn else { return 0 };
+        if let Lsns::Narrow { base, offsets } = self {
+            let b = *base.get_or_insert(lsn.saturating_sub(LSN_SLACK));
+            match lsn.checked_sub(b).and_then(|o| u32::try_from(o).ok()) {
+                Some(o) => return u64::from(o),
+                None => {
+                    let mut v = Vec::with_capacity(offsets.capacity());
+                    v.extend(offsets.iter().map(|&o| b + u64::from(o)));
+                    *self = Lsns::Wide(v);
+                }
+            }
+        }
+        lsn
+    }
+
+    fn set(&mut self, i: usize, lsn: Option<u64>) {
+        let e = self.encode(lsn);
+        match self {
+            // `encode` returned an offset that fits
+            Lsns::Narrow { offsets, .. } => offsets[i] = e as u32,
+            Lsns::Wide(v) => v[i] = e,
+        }
+    }
+
+    fn insert(&mut self, i: usize, lsn: Option<u64>) {
+        let e = self.encode(lsn);
+        match self {
+            Lsns::Narrow { offsets, .. } => offsets.insert(i, e as u32),
+            Lsns::Wide(v) => v.insert(i, e),
+        }
+    }
+
+    fn remove(&mut self, i: usize) {
+        match self {
+            Lsns::Narrow { offsets, .. } => {
+                offsets.remove(i);
+            }
+            Lsns::Wide(v) => {
+                v.remove(i);
+            }
+        }
+    }
+
+    fn reserve_exact(&mut self, n: usize) {
+        match self {
+            Lsns::Narrow { offsets, .. } => offsets.reserve_exact(n),
+            Lsns::Wide(v) => v.reserve_exact(n),
+        }
+    }
+}
+
+impl<P: Copy> Page<P> {
     fn new() -> Self {
         Page {
             present: 0,
             has_lsn: 0,
-            slots: Vec::new(),
+            wide: 0,
+            lsns: Lsns::Narrow {
+                base: None,
+                offsets: Vec::new(),
+            },
+            images: Vec::new(),
         }
     }
 
@@ -83,41 +193,46 @@ impl<V> Page<V> {
     }
 
     fn lsn(&self, bit: u32, i: usize) -> Option<Lsn> {
-        (self.has_lsn & (1u64 << bit) != 0).then(|| Lsn(self.slots[i].lsn))
+        (self.has_lsn & (1u64 << bit) != 0).then(|| Lsn(self.lsns.get(i)))
     }
 
     fn set_lsn(&mut self, bit: u32, i: usize, lsn: Option<Lsn>) {
         match lsn {
-            Some(l) => {
-                self.has_lsn |= 1u64 << bit;
-                self.slots[i].lsn = l.0;
-            }
-            None => {
-                self.has_lsn &= !(1u64 << bit);
-                self.slots[i].lsn = 0;
-            }
+            Some(_) => self.has_lsn |= 1u64 << bit,
+            None => self.has_lsn &= !(1u64 << bit),
         }
+        self.lsns.set(i, lsn.map(|l| l.0));
     }
 
-    fn insert(&mut self, bit: u32, lsn: Option<Lsn>, image: Option<V>) {
+    /// Inserts an empty slot (no image) for `bit`; returns its index.
+    fn insert(&mut self, bit: u32, lsn: Option<Lsn>) -> usize {
         let m = 1u64 << bit;
         let i = (self.present & (m - 1)).count_ones() as usize;
-        if self.slots.len() == self.slots.capacity() {
+        if self.images.len() == self.images.capacity() {
             // Exact growth by half, capped at a full page: a full page holds no spare
             // capacity, and a sparse page (keys far apart) stays small.
-            let len = self.slots.len();
-            self.slots
-                .reserve_exact((len / 2).clamp(1, PAGE_KEYS.saturating_sub(len).max(1)));
+            let len = self.images.len();
+            let more = (len / 2).clamp(1, PAGE_KEYS.saturating_sub(len).max(1));
+            self.images.reserve_exact(more);
+            self.lsns.reserve_exact(more);
         }
-        self.slots.insert(i, Slot { lsn: 0, image });
+        self.images.insert(i, None);
+        self.lsns.insert(i, lsn.map(|l| l.0));
         self.present |= m;
-        self.set_lsn(bit, i, lsn);
+        match lsn {
+            Some(_) => self.has_lsn |= m,
+            None => self.has_lsn &= !m,
+        }
+        i
     }
 
     fn remove(&mut self, bit: u32, i: usize) {
-        self.slots.remove(i);
-        self.present &= !(1u64 << bit);
-        self.has_lsn &= !(1u64 << bit);
+        self.images.remove(i);
+        self.lsns.remove(i);
+        let m = !(1u64 << bit);
+        self.present &= m;
+        self.has_lsn &= m;
+        self.wide &= m;
     }
 }
 
@@ -146,10 +261,11 @@ impl Hasher for PageHasher {
     }
 }
 
-impl<V> Default for Keyed<V> {
+impl<V: Pack> Default for Keyed<V> {
     fn default() -> Self {
         Keyed {
             pages: HashMap::default(),
+            wide: HashMap::new(),
             len: 0,
             truncated_at: None,
         }
@@ -163,7 +279,49 @@ pub struct Delta<V> {
     pub new: Option<V>,
 }
 
-impl<V: Clone + PartialEq> Keyed<V> {
+/// The image in slot `i` (bit `bit`) of `page`, key `key`.
+fn image_of<V: Pack>(
+    page: &Page<V::Packed>,
+    wide: &HashMap<i64, V>,
+    key: i64,
+    bit: u32,
+    i: usize,
+) -> Option<V> {
+    if page.wide & (1u64 << bit) != 0 {
+        wide.get(&key).copied()
+    } else {
+        page.images[i].map(V::unpack)
+    }
+}
+
+/// Stores `image` in slot `i` (bit `bit`) of `page`, key `key`: packed, or in `wide`.
+fn store<V: Pack>(
+    page: &mut Page<V::Packed>,
+    wide: &mut HashMap<i64, V>,
+    key: i64,
+    bit: u32,
+    i: usize,
+    image: Option<V>,
+) {
+    let m = 1u64 << bit;
+    if page.wide & m != 0 {
+        wide.remove(&key);
+        page.wide &= !m;
+    }
+    page.images[i] = match image {
+        Some(v) => match v.pack() {
+            Some(p) => Some(p),
+            None => {
+                wide.insert(key, v);
+                page.wide |= m;
+                None
+            }
+        },
+        None => None,
+    };
+}
+
+impl<V: Pack> Keyed<V> {
     /// The stored LSN of `key`, if any.
     fn stored_lsn(&self, key: i64) -> Option<Lsn> {
         let (p, bit) = split(key);
@@ -183,10 +341,11 @@ impl<V: Clone + PartialEq> Keyed<V> {
         }
     }
 
-    pub fn get(&self, key: i64) -> Option<&V> {
+    pub fn get(&self, key: i64) -> Option<V> {
         let (p, bit) = split(key);
         let page = self.pages.get(&p)?;
-        page.find(bit).and_then(|i| page.slots[i].image.as_ref())
+        let i = page.find(bit)?;
+        image_of(page, &self.wide, key, bit, i)
     }
 
     /// Stores `image` for `key` if the change is newer; returns the projected delta when the
@@ -200,12 +359,11 @@ impl<V: Clone + PartialEq> Keyed<V> {
         let delta = match found {
             Some(i) => {
                 page.set_lsn(bit, i, lsn);
-                let changed = page.slots[i].image != image;
-                let old = if changed {
-                    std::mem::replace(&mut page.slots[i].image, image.clone())
-                } else {
-                    None
-                };
+                let old = image_of(page, &self.wide, key, bit, i);
+                let changed = old != image;
+                if changed {
+                    store(page, &mut self.wide, key, bit, i, image);
+                }
                 if !keep {
                     page.remove(bit, i);
                     self.len -= 1;
@@ -213,12 +371,13 @@ impl<V: Clone + PartialEq> Keyed<V> {
                 changed.then_some(Delta { old, new: image })
             }
             None => {
-                let delta = image.is_some().then(|| Delta {
+                let delta = image.is_some().then_some(Delta {
                     old: None,
-                    new: image.clone(),
+                    new: image,
                 });
                 if keep {
-                    page.insert(bit, lsn, image);
+                    let i = page.insert(bit, lsn);
+                    store(page, &mut self.wide, key, bit, i, image);
                     self.len += 1;
                 }
                 delta
@@ -244,23 +403,27 @@ impl<V: Clone + PartialEq> Keyed<V> {
         }
         let mut out = Vec::new();
         let mut len = 0;
+        let old_wide = std::mem::take(&mut self.wide);
+        let wide = &mut self.wide;
         self.pages.retain(|&p, page| {
             let mut kept = Page::new();
-            let slots = std::mem::take(&mut page.slots);
             let mut bits = page.present;
-            for (i, s) in slots.into_iter().enumerate() {
+            for i in 0..page.images.len() {
                 let bit = bits.trailing_zeros();
                 bits &= bits - 1;
-                let stored = (page.has_lsn & (1u64 << bit) != 0).then_some(Lsn(s.lsn));
+                let key = join(p, bit);
+                let stored = page.lsn(bit, i);
+                let image = image_of(page, &old_wide, key, bit, i);
                 let newer = matches!((stored, lsn), (Some(stored), Some(l)) if stored >= l);
                 debug_assert_eq!(page.find(bit), Some(i));
                 if newer {
-                    kept.insert(bit, stored, s.image);
-                } else if let Some(v) = s.image {
-                    out.push((join(p, bit), v));
+                    let j = kept.insert(bit, stored);
+                    store(&mut kept, wide, key, bit, j, image);
+                } else if let Some(v) = image {
+                    out.push((key, v));
                 }
             }
-            len += kept.slots.len();
+            len += kept.images.len();
             *page = kept;
             page.present != 0
         });
@@ -277,13 +440,13 @@ impl<V: Clone + PartialEq> Keyed<V> {
         self.len == 0
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (i64, &V)> {
-        self.pages.iter().flat_map(|(&p, page)| {
+    pub fn iter(&self) -> impl Iterator<Item = (i64, V)> + '_ {
+        self.pages.iter().flat_map(move |(&p, page)| {
             let mut bits = page.present;
-            page.slots.iter().filter_map(move |s| {
+            (0..page.images.len()).filter_map(move |i| {
                 let bit = bits.trailing_zeros();
                 bits &= bits.wrapping_sub(1);
-                s.image.as_ref().map(|v| (join(p, bit), v))
+                image_of(page, &self.wide, join(p, bit), bit, i).map(|v| (join(p, bit), v))
             })
         })
     }
@@ -360,6 +523,72 @@ impl OrderImage {
             total: self.total,
             customer_id: self.customer_id(),
         })
+    }
+}
+
+/// An [`OrderImage`] in 20 bytes instead of 32: the total and the customer id as 32-bit
+/// unsigned values (a total up to 42,949,672.95; ids of a shop's serial columns), the date
+/// split in two halves so the struct needs no 8-byte alignment. Orders are a third of the
+/// upsert state.
+#[derive(Copy, Clone, Debug)]
+pub struct OrderPacked {
+    date: [u32; 2],
+    total: u32,
+    customer_id: u32,
+    flags: OrderFlags,
+}
+
+impl Pack for OrderImage {
+    type Packed = OrderPacked;
+    fn pack(&self) -> Option<OrderPacked> {
+        let d = self.order_date.0 as u64;
+        Some(OrderPacked {
+            date: [d as u32, (d >> 32) as u32],
+            total: u32::try_from(self.total.0).ok()?,
+            customer_id: u32::try_from(self.customer_id).ok()?,
+            flags: self.flags,
+        })
+    }
+    fn unpack(p: OrderPacked) -> Self {
+        OrderImage {
+            order_date: Micros((u64::from(p.date[0]) | (u64::from(p.date[1]) << 32)) as i64),
+            total: Money(i64::from(p.total)),
+            customer_id: i64::from(p.customer_id),
+            flags: p.flags,
+        }
+    }
+}
+
+/// An [`ItemImage`] in 16 bytes instead of 32: ids and the unit price as 32-bit unsigned
+/// values, the quantity as 16-bit. Items are two thirds of the upsert state.
+#[derive(Copy, Clone, Debug)]
+pub struct ItemPacked {
+    order_id: u32,
+    product_id: u32,
+    price: u32,
+    quantity: u16,
+    nulls: ItemNulls,
+}
+
+impl Pack for ItemImage {
+    type Packed = ItemPacked;
+    fn pack(&self) -> Option<ItemPacked> {
+        Some(ItemPacked {
+            order_id: u32::try_from(self.order_id).ok()?,
+            product_id: u32::try_from(self.product_id).ok()?,
+            price: u32::try_from(self.price.0).ok()?,
+            quantity: u16::try_from(self.quantity).ok()?,
+            nulls: self.nulls,
+        })
+    }
+    fn unpack(p: ItemPacked) -> Self {
+        ItemImage {
+            order_id: i64::from(p.order_id),
+            product_id: i64::from(p.product_id),
+            price: Money(i64::from(p.price)),
+            quantity: i32::from(p.quantity),
+            nulls: p.nulls,
+        }
     }
 }
 
@@ -572,7 +801,7 @@ impl UpsertState {
                 if !self.orders.is_newer(key, lsn) {
                     return None;
                 }
-                let s = self.orders.get(key).copied();
+                let s = self.orders.get(key);
                 let image = OrderImage::new(
                     keep(u, col::ORDER_DATE, o.order_date, s.map(|s| s.order_date())),
                     keep(u, col::ORDER_TOTAL, o.total_price, s.map(|s| s.total())),
@@ -597,7 +826,7 @@ impl UpsertState {
                 if !self.items.is_newer(key, lsn) {
                     return None;
                 }
-                let s = self.items.get(key).copied();
+                let s = self.items.get(key);
                 let image = ItemImage::new(
                     keep(u, col::ITEM_ORDER, i.order_id, s.map(|s| s.order_id())),
                     keep(
@@ -618,7 +847,7 @@ impl UpsertState {
                 if !self.products.is_newer(key, lsn) {
                     return None;
                 }
-                let s = self.products.get(key).copied();
+                let s = self.products.get(key);
                 let image = ProductFacts {
                     category_id: keep(
                         u,
@@ -638,8 +867,7 @@ impl UpsertState {
                     .map(|d| Projected::Product(key, d))
             }
             Row::Cart(c) => {
-                let image =
-                    interaction(u, c.customer_id, c.product_id, self.carts.get(key).copied());
+                let image = interaction(u, c.customer_id, c.product_id, self.carts.get(key));
                 if !self.carts.is_newer(key, lsn) {
                     return None;
                 }
@@ -649,12 +877,7 @@ impl UpsertState {
                     .map(|d| Projected::Cart(key, d))
             }
             Row::Wishlist(w) => {
-                let image = interaction(
-                    u,
-                    w.customer_id,
-                    w.product_id,
-                    self.wishlists.get(key).copied(),
-                );
+                let image = interaction(u, w.customer_id, w.product_id, self.wishlists.get(key));
                 if !self.wishlists.is_newer(key, lsn) {
                     return None;
                 }
@@ -667,7 +890,7 @@ impl UpsertState {
                 if !self.views.is_newer(key, lsn) {
                     return None;
                 }
-                let s = self.views.get(key).copied();
+                let s = self.views.get(key);
                 let customer = keep(u, col::VIEW_CUSTOMER, v.customer_id, s.map(|s| s.a));
                 let product_id = keep(u, col::VIEW_PRODUCT, v.product_id, s.map(|s| s.b));
                 let category_id = keep(
@@ -778,12 +1001,48 @@ fn interaction(
 mod tests {
     use super::*;
 
-    /// Orders and items are nearly all of the upsert state: their slots must stay packed (an
-    /// LSN and a 32-byte image, the `Option` in the image's spare flag values).
+    /// Orders and items are nearly all of the upsert state: their packed images must stay
+    /// small (the `Option` in the images' spare flag values), so a slot is a 4-byte LSN offset
+    /// and 16 (item) or 20 (order) bytes.
     #[test]
     fn order_and_item_slots_stay_packed() {
-        assert_eq!(std::mem::size_of::<Slot<ItemImage>>(), 40);
-        assert_eq!(std::mem::size_of::<Slot<OrderImage>>(), 40);
+        assert_eq!(std::mem::size_of::<Option<ItemPacked>>(), 16);
+        assert_eq!(std::mem::size_of::<Option<OrderPacked>>(), 20);
+    }
+
+    /// Packing restores the image exactly, and refuses what does not fit (the map then keeps
+    /// the image whole).
+    #[test]
+    fn packing_is_exact_or_refused() {
+        let m = u32::MAX as i64;
+        for (order, product, qty, price, packs) in [
+            (Some(1), Some(2), 3, 4, true),
+            (None, None, 0, 0, true),
+            (Some(m), Some(m), 65_535, m, true),
+            (Some(m + 1), Some(2), 3, 4, false),
+            (Some(1), Some(-2), 3, 4, false),
+            (Some(1), Some(2), -3, 4, false),
+            (Some(1), Some(2), 65_536, 4, false),
+            (Some(1), Some(2), 3, -4, false),
+            (Some(1), Some(2), 3, m + 1, false),
+        ] {
+            let i = ItemImage::new(order, product, qty, Money(price));
+            assert_eq!(i.pack().map(ItemImage::unpack), packs.then_some(i));
+        }
+        for (date, total, customer, packs) in [
+            (1_767_225_600_000_001, 5, Some(7), true),
+            (-1, 0, None, true),
+            (i64::MIN, m, Some(m), true),
+            (i64::MAX, 1, Some(1), true),
+            (0, m + 1, Some(1), false),
+            (0, -1, Some(1), false),
+            (0, 1, Some(-1), false),
+        ] {
+            for cancelled in [false, true] {
+                let o = OrderImage::new(Micros(date), Money(total), customer, cancelled);
+                assert_eq!(o.pack().map(OrderImage::unpack), packs.then_some(o));
+            }
+        }
     }
 
     #[test]
@@ -816,6 +1075,17 @@ mod tests {
         }
     }
 
+    /// Test images: packed when they fit 32 bits.
+    impl Pack for u64 {
+        type Packed = u32;
+        fn pack(&self) -> Option<u32> {
+            u32::try_from(*self).ok()
+        }
+        fn unpack(p: u32) -> u64 {
+            u64::from(p)
+        }
+    }
+
     /// The paged map against a plain map with the same rules (the layout before paging), over
     /// a deterministic random mix of puts, tombstones, LSN-less changes and truncates, with
     /// negative, dense and far-apart keys.
@@ -823,7 +1093,7 @@ mod tests {
     fn paged_map_matches_a_plain_map() {
         #[derive(Default)]
         struct Model {
-            rows: HashMap<i64, (Option<Lsn>, Option<u32>)>,
+            rows: HashMap<i64, (Option<Lsn>, Option<u64>)>,
             truncated_at: Option<Lsn>,
         }
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -833,7 +1103,7 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let mut keyed: Keyed<u32> = Keyed::default();
+        let mut keyed: Keyed<u64> = Keyed::default();
         let mut model = Model::default();
         for step in 0..20_000u64 {
             let r = next();
@@ -844,7 +1114,9 @@ mod tests {
                 _ => i64::MIN + (r >> 8) as i64 % 70,
             };
             let lsn = (r >> 40) % 5 != 0;
-            let lsn = lsn.then_some(Lsn(step / 3 + (r >> 50) % 40));
+            // now and then an LSN far beyond the rest widens its page's LSNs
+            let far = if r % 13 == 0 { 1 << 33 } else { 0 };
+            let lsn = lsn.then_some(Lsn(step / 3 + (r >> 50) % 40 + far));
             if r % 997 == 0 {
                 let got = keyed.truncate(lsn);
                 let mut want = Vec::new();
@@ -865,7 +1137,9 @@ mod tests {
                 assert_eq!(got, want, "truncate at step {step}");
                 continue;
             }
-            let image = (r % 7 != 0).then_some((r >> 20) as u32 % 4);
+            // now and then an image that does not pack (kept in the side table)
+            let wide = if r % 11 == 0 { 1 << 40 } else { 0 };
+            let image = (r % 7 != 0).then_some((r >> 20) % 4 + wide);
             let newer = keyed.is_newer(key, lsn);
             let model_newer = match lsn {
                 None => true,
@@ -889,14 +1163,15 @@ mod tests {
                 model.rows.remove(&key);
             }
             assert_eq!(got, want, "put at step {step}");
-            assert_eq!(
-                keyed.get(key),
-                model.rows.get(&key).and_then(|s| s.1.as_ref())
-            );
+            assert_eq!(keyed.get(key), model.rows.get(&key).and_then(|s| s.1));
         }
         assert_eq!(keyed.len(), model.rows.len());
-        let mut got: Vec<(i64, u32)> = keyed.iter().map(|(k, v)| (k, *v)).collect();
-        let mut want: Vec<(i64, u32)> = model
+        assert_eq!(
+            keyed.wide.len(),
+            model.rows.values().filter(|s| s.1 >= Some(1 << 40)).count()
+        );
+        let mut got: Vec<(i64, u64)> = keyed.iter().collect();
+        let mut want: Vec<(i64, u64)> = model
             .rows
             .iter()
             .filter_map(|(k, s)| s.1.map(|v| (*k, v)))
