@@ -306,9 +306,8 @@ impl Ingest {
         let items = self
             .items_by_order
             .items(order)
-            .iter()
-            .filter(|&item| skip.binary_search_by_key(item, |(k, _)| *k).is_err())
-            .filter_map(|&item| {
+            .filter(|item| skip.binary_search_by_key(item, |(k, _)| *k).is_err())
+            .filter_map(|item| {
                 let it = self.upsert.items.get(item)?.usable()?;
                 Some((item, it))
             })
