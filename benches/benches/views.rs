@@ -94,7 +94,7 @@ fn revenue_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
     revenue::build(i, c)
 }
 fn top_products_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
-    top_products::build(&Shared::new(i, c), c)
+    top_products::build(i, &Shared::new(i, c), c)
 }
 fn trending_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
     trending::build(i, c)

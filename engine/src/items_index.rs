@@ -199,9 +199,10 @@ impl ItemsByOrder {
     /// The item ids of `order`, ascending.
     pub fn items(&self, order: i64) -> impl Iterator<Item = i64> + '_ {
         let (p, offset) = split(order);
-        let page = self.pages.get(&p);
-        let range = page.map_or(0..0, |page| page.range(offset));
-        range.filter_map(move |i| page.map(|page| page.items.get(i)))
+        self.pages
+            .get(&p)
+            .into_iter()
+            .flat_map(move |page| page.range(offset).map(move |i| page.items.get(i)))
     }
 
     pub fn len(&self) -> usize {

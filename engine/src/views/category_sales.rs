@@ -33,8 +33,8 @@ pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) ->
         });
 
     // summed per (slot, category) while the slot's window is retained
-    let retained = retiring(&shared.cutoffs, |(slot, _): &(Slot, i64)| slot_window(slot));
-    sum_by_key(sales.concat(orders), retained).map(
+    let retained = retiring(&inputs.cutoffs, |(slot, _): &(Slot, i64)| slot_window(slot));
+    sum_by_key(sales.concat(orders), Some(retained)).map(
         |(((window, start), category_id), [qty, revenue, order_count])| {
             ViewRow::CategorySales(CategorySalesRow {
                 window,

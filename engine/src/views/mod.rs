@@ -232,7 +232,7 @@ pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
 
     // top_products' rows are also the best sellers recommendations fill in with (read from
     // the store at read time)
-    let top = top_products::build(&shared, cfg);
+    let top = top_products::build(inputs, &shared, cfg);
 
     let views = vec![
         top,

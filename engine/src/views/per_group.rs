@@ -178,8 +178,9 @@ where
                             if visible_from.get(&w.0).is_some_and(|&from| w.1 < from) {
                                 continue;
                             }
-                            if !live.get(&w).is_some_and(|s| s.contains(&group)) {
-                                live.entry(w).or_default().insert(group.clone());
+                            let groups = live.entry(w).or_default();
+                            if !groups.contains(&group) {
+                                groups.insert(group.clone());
                             }
                         }
                         per(&group, Call::Changes(&mut changes), &mut |out, diff| {

@@ -25,7 +25,7 @@ pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
                 })
                 .collect::<Vec<_>>()
         }),
-        retained,
+        Some(retained),
     );
 
     // one row per window with a live order (a window holding only lent revenue is not shown)

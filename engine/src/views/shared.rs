@@ -27,8 +27,6 @@ pub struct Shared<'s> {
     /// travels on the line (the ingest re-states a product's lines when it moves), so no view
     /// joins with the products or arranges a record per (slot, product) for it.
     pub slot_sales: Coll<'s, (Slot, SlotLine)>,
-    /// The ingest's retention cutoffs, for [`retiring`].
-    pub cutoffs: Coll<'s, (Window, Micros)>,
 }
 
 impl<'s> Shared<'s> {
@@ -47,10 +45,7 @@ impl<'s> Shared<'s> {
                         .collect::<Vec<_>>()
                 });
 
-        Shared {
-            slot_sales,
-            cutoffs: inputs.cutoffs.clone(),
-        }
+        Shared { slot_sales }
     }
 }
 
@@ -60,11 +55,11 @@ impl<'s> Shared<'s> {
 pub fn retiring<'s, K>(
     cutoffs: &Coll<'s, (Window, Micros)>,
     window_of: fn(&K) -> Option<(Window, Micros)>,
-) -> Option<Retiring<'s, K>> {
-    Some(Retiring {
+) -> Retiring<'s, K> {
+    Retiring {
         cutoffs: cutoffs.clone(),
         window_of,
-    })
+    }
 }
 
 /// The window of a slot (`None` for `all`).

@@ -4,7 +4,7 @@
 
 use super::shared::{retiring, slot_window, Shared, Slot};
 use super::top_n::top_n_by_sums;
-use super::{Coll, ViewsConfig};
+use super::{Coll, Inputs, ViewsConfig};
 use sources::Money;
 use view_store::{Metric, TopProductRow, ViewRow};
 
@@ -14,7 +14,7 @@ type Scoped = (Slot, Option<i64>);
 /// The metrics, in the order of the sums ranked.
 const METRICS: [Metric; 2] = [Metric::Quantity, Metric::Revenue];
 
-pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
     // ((slot, scope), (product, [quantity, revenue])): each sale line globally and in its
     // product's current category
     let sales: Coll<'s, (Scoped, (i64, [isize; 2]))> =
@@ -29,8 +29,14 @@ pub fn build<'s>(shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
 
     // the first N of each (slot, scope) by quantity and by revenue, ties by smaller product id,
     // while the slot's window is retained
-    let retained = retiring(&shared.cutoffs, |(slot, _): &Scoped| slot_window(slot));
-    top_n_by_sums(sales, cfg.top_n, |s| [Some(s[0]), Some(s[1])], retained).map(
+    let retained = retiring(&inputs.cutoffs, |(slot, _): &Scoped| slot_window(slot));
+    top_n_by_sums(
+        sales,
+        cfg.top_n,
+        |s| [Some(s[0]), Some(s[1])],
+        Some(retained),
+    )
+    .map(
         |(((window, start), category_id), (metric, rank, product_id, [qty, revenue]))| {
             ViewRow::TopProduct(TopProductRow {
                 window,

@@ -38,7 +38,7 @@ pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
         quantities,
         cfg.top_n,
         |&[qty, prev]| [(qty > prev).then_some(qty - prev)],
-        retained,
+        Some(retained),
     )
     .map(|((window, start), (_, rank, product_id, [qty, prev]))| {
         ViewRow::Trending(TrendingRow {
