@@ -6,8 +6,9 @@
 //! ```
 //! Phase 1 (throughput): the file source parses on its own thread while the engine computes;
 //! events/s = events / wall time from first line to the last transaction visible in the store.
-//! Phase 2 (latency): transactions submitted at a steady `--rate` events/s; latency = time from a
-//! transaction's arrival to its visibility in the view store (p50/p99).
+//! Phase 2 (latency; skipped with `--steady-secs 0`): transactions submitted at a steady `--rate`
+//! events/s; latency = time from a transaction's arrival to its visibility in the view store
+//! (p50/p99).
 //! Memory: peak RSS (VmHWM), and RSS growth per live order after the load.
 //! CPU: process CPU seconds (user + system) of phase 1, so events per CPU-second can be read
 //! even when the machine is shared (wall time then says little).
@@ -290,7 +291,9 @@ fn main() -> anyhow::Result<()> {
     let file = a.file.clone();
     let t = Instant::now();
     let cpu0 = cpu_secs();
-    let reader = std::thread::spawn(move || sources::file::FileSource::new(file).run(io));
+    let reader = std::thread::Builder::new()
+        .name("reader".into())
+        .spawn(move || sources::file::FileSource::new(file).run(io))?;
     let sub = engine.submitter();
     let mut txs = 0u64;
     for tx in eio.input.iter() {
@@ -342,6 +345,9 @@ fn main() -> anyhow::Result<()> {
         println!("  view {:<18} {n} rows", v.as_str());
     }
     engine.shutdown()?;
+    if a.steady_secs == 0 {
+        return Ok(());
+    }
 
     // Phase 2: latency at a steady rate, on a fresh engine warmed with the same history.
     let lat = Arc::new(Mutex::new(Vec::<u64>::new()));

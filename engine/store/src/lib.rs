@@ -15,6 +15,7 @@
 //! Must not compute the dataflow's views (the engine does) nor know about HTTP, Kafka or files.
 
 mod co;
+mod idmap;
 pub mod recs;
 pub mod rows;
 pub mod status;

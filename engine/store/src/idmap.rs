@@ -1,0 +1,148 @@
+//! [`IdMap`]: a small map from ids to values, kept as a vector sorted by id, with the ids
+//! packed into 32 bits while they fit.
+//!
+//! For the index's per-product and per-customer rows (a product's co-occurrence partners, a
+//! customer's touched products): there is one such row per product or customer for the life
+//! of the engine, each with tens to thousands of entries, together the largest part of the
+//! store's memory. A hash map costs its entries' size over its load factor plus a control
+//! byte per bucket (~26 B for an `(i64, u32)` pair); here a pair is 8 B while every id of the
+//! row fits `u32` (serial keys do), and 16 B otherwise: one id that does not fit widens its row
+//! only. Rows grow by an eighth at a time rather than doubling, since a row is held for good.
+//!
+//! Owns the representation only; what an id or a value means is the caller's.
+
+/// A map from `i64` ids to `V`, ascending by id.
+#[derive(Clone, Debug)]
+pub(crate) enum IdMap<V> {
+    /// Every id fits `u32`.
+    Narrow(Vec<(u32, V)>),
+    Wide(Vec<(i64, V)>),
+}
+
+impl<V> Default for IdMap<V> {
+    fn default() -> Self {
+        IdMap::Narrow(Vec::new())
+    }
+}
+
+impl<V: Copy> IdMap<V> {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            IdMap::Narrow(v) => v.len(),
+            IdMap::Wide(v) => v.len(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every `(id, value)`, ascending by id.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (i64, V)> + '_ {
+        let (narrow, wide) = match self {
+            IdMap::Narrow(v) => (v.as_slice(), &[][..]),
+            IdMap::Wide(v) => (&[][..], v.as_slice()),
+        };
+        narrow
+            .iter()
+            .map(|&(id, v)| (i64::from(id), v))
+            .chain(wide.iter().copied())
+    }
+
+    pub(crate) fn get(&self, id: i64) -> Option<V> {
+        match self {
+            IdMap::Narrow(v) => {
+                let id = u32::try_from(id).ok()?;
+                v.binary_search_by_key(&id, |e| e.0).ok().map(|i| v[i].1)
+            }
+            IdMap::Wide(v) => v.binary_search_by_key(&id, |e| e.0).ok().map(|i| v[i].1),
+        }
+    }
+
+    /// Sets the value of `id` (`None` removes it).
+    pub(crate) fn set(&mut self, id: i64, value: Option<V>) {
+        if let IdMap::Narrow(v) = self {
+            match u32::try_from(id) {
+                Ok(id) => return set_in(v, id, value),
+                // removing an id that cannot be here changes nothing
+                Err(_) if value.is_none() => return,
+                Err(_) => {
+                    let wide = v.iter().map(|&(id, x)| (i64::from(id), x)).collect();
+                    *self = IdMap::Wide(wide);
+                }
+            }
+        }
+        if let IdMap::Wide(v) = self {
+            set_in(v, id, value);
+        }
+    }
+}
+
+/// [`IdMap::set`] on one representation.
+fn set_in<K: Ord + Copy, V>(v: &mut Vec<(K, V)>, id: K, value: Option<V>) {
+    match (v.binary_search_by_key(&id, |e| e.0), value) {
+        (Ok(i), None) => {
+            v.remove(i);
+        }
+        (Ok(i), Some(x)) => v[i].1 = x,
+        (Err(_), None) => {}
+        (Err(i), Some(x)) => {
+            if v.len() == v.capacity() {
+                v.reserve_exact((v.len() / 8).max(2));
+            }
+            v.insert(i, (id, x));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+    use std::collections::BTreeMap;
+
+    /// Against a map, with ids that fit 32 bits and some that do not (negative, beyond u32):
+    /// every read equals the map's, in ascending order, and a row widens once an id that does
+    /// not fit is stored, not before.
+    #[test]
+    fn matches_a_map_across_widening() {
+        for seed in 0..100 {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut m: IdMap<u32> = IdMap::default();
+            let mut want: BTreeMap<i64, u32> = BTreeMap::new();
+            let far = [-1, i64::MIN, i64::from(u32::MAX) + 1, i64::MAX, 1 << 40];
+            let mut widened = false;
+            for step in 0..300 {
+                let id = if rng.random_bool(0.03) {
+                    far[rng.random_range(0..far.len())]
+                } else if rng.random_bool(0.02) {
+                    i64::from(u32::MAX)
+                } else {
+                    rng.random_range(0..60)
+                };
+                let value = rng.random_bool(0.7).then(|| rng.random_range(1..5u32));
+                m.set(id, value);
+                match value {
+                    Some(x) => {
+                        want.insert(id, x);
+                        widened |= u32::try_from(id).is_err();
+                    }
+                    None => {
+                        want.remove(&id);
+                    }
+                }
+                assert_eq!(
+                    matches!(m, IdMap::Wide(_)),
+                    widened,
+                    "seed {seed} step {step}"
+                );
+                assert_eq!(m.get(id), value);
+                assert_eq!(m.len(), want.len());
+                let got: Vec<(i64, u32)> = m.iter().collect();
+                let expect: Vec<(i64, u32)> = want.iter().map(|(&k, &x)| (k, x)).collect();
+                assert_eq!(got, expect, "seed {seed} step {step}");
+            }
+        }
+    }
+}
