@@ -7,8 +7,9 @@
 //! of reduces bounded that, but under load every bucket is touched at every time; the reduces
 //! were the largest cost of the engine (perf: ~20% of all CPU at 1M orders) and, with the
 //! count before them, held three arranged copies of every (group, id). Here each group is a
-//! hash map from id to its sums plus the current leaders of each ranking: one entry per id,
-//! and a time's changes to a group cost O(changes × n), whatever the group's size. A group is
+//! sorted vector of ids and their sums plus the current leaders of each ranking: one entry
+//! per id, and a time's changes to a group cost O(changes × (n + log size)), plus one pass over
+//! the group when ids arrive or leave. A group is
 //! re-read only when a leader's score goes down or it leaves (an outsider may now rank before
 //! it): for counts and sales that is a cancelled or deleted order, which is rare.
 //!
@@ -64,6 +65,7 @@ where
     let mut deltas: Vec<(i64, [isize; M])> = Vec::new();
     let mut olds: Vec<(i64, Option<[isize; M]>)> = Vec::new();
     let mut before: [Vec<(Reverse<isize>, i64)>; R] = std::array::from_fn(|_| Vec::new());
+    let mut fresh: Vec<(i64, [isize; M])> = Vec::new();
     per_group_with("TopNBySums", items, retiring, move |group, call, emit| {
         let changes = match call {
             Call::Changes(changes) => changes,
@@ -87,16 +89,12 @@ where
             None => groups.entry(group.clone()).or_insert_with(Summed::new),
         };
         olds.clear();
-        olds.extend(
-            deltas
-                .iter()
-                .map(|&(id, _)| (id, summed.sums.get(&id).copied())),
-        );
+        olds.extend(deltas.iter().map(|&(id, _)| (id, summed.get(id))));
         for (b, l) in before.iter_mut().zip(&summed.leaders) {
             b.clear();
             b.extend_from_slice(l);
         }
-        summed.apply(&deltas, n, scores);
+        summed.apply(&deltas, n, scores, &mut fresh);
         // A row shows every sum of its id, so a rank's row changes when its occupant changes
         // or the occupant's sums do; only the ids in `deltas` have other sums than before.
         let sums_before = |id: i64| match olds.binary_search_by_key(&id, |&(i, _)| i) {
@@ -155,8 +153,13 @@ fn net_changes<const M: usize>(
 
 /// One group of [`top_n_by_sums`].
 struct Summed<const M: usize, const R: usize> {
-    /// id -> its sums (never all zero: such ids are removed).
-    sums: HashMap<i64, [isize; M]>,
+    /// `(id, its sums)` ascending by id, never all zero (such ids are removed). A sorted
+    /// vector, not a hash map: there is a group per window and scope for the life of the
+    /// window, and at hashbrown's load factor an entry cost ~38 B instead of 24 (69 MB of
+    /// top_products' and 25 MB of trending's state at 1M orders of the e2e bench). A time's
+    /// new ids are merged in one pass (see [`Summed::apply`]), so a busy group costs O(its
+    /// size) per time, not per new id.
+    sums: Vec<(i64, [isize; M])>,
     /// Per ranking, the first n ids with a score, in rank order, with their score. Invariant:
     /// every other id with a score ranks after all of them, and there is none while fewer
     /// than n.
@@ -166,33 +169,53 @@ struct Summed<const M: usize, const R: usize> {
 impl<const M: usize, const R: usize> Summed<M, R> {
     fn new() -> Self {
         Summed {
-            sums: HashMap::default(),
+            sums: Vec::new(),
             leaders: std::array::from_fn(|_| Vec::new()),
         }
     }
 
-    /// The sums of `id` (all zero when absent).
-    fn sum(&self, id: i64) -> [isize; M] {
-        self.sums.get(&id).copied().unwrap_or([0; M])
+    fn get(&self, id: i64) -> Option<[isize; M]> {
+        let i = self.sums.binary_search_by_key(&id, |e| e.0).ok()?;
+        Some(self.sums[i].1)
     }
 
-    /// Applies one time's net changes of this group (one per id) and restores the invariant.
-    fn apply(&mut self, deltas: &[(i64, [isize; M])], n: usize, scores: Scores<M, R>) {
+    /// The sums of `id` (all zero when absent).
+    fn sum(&self, id: i64) -> [isize; M] {
+        self.get(id).unwrap_or([0; M])
+    }
+
+    /// Applies one time's net changes of this group (one per id, ascending by id) and restores
+    /// the invariant. `fresh` is scratch.
+    fn apply(
+        &mut self,
+        deltas: &[(i64, [isize; M])],
+        n: usize,
+        scores: Scores<M, R>,
+        fresh: &mut Vec<(i64, [isize; M])>,
+    ) {
         // per ranking, set once a leader's score goes down or it leaves: an outsider may now
         // rank before it, and only a full read of the sums can tell which (rare for counts
         // and sales: a cancelled or deleted order)
         let mut reread = [false; R];
+        // ids that reach zero stay as zero entries until the end, and new ids wait in `fresh`
+        // (ascending, as the deltas are): positions found by binary search stay valid
+        let mut zeroed = false;
+        fresh.clear();
         for &(id, delta) in deltas {
-            let old = self.sums.get(&id).copied();
+            let at = self.sums.binary_search_by_key(&id, |e| e.0);
+            let old = at.ok().map(|i| self.sums[i].1);
             let mut new = old.unwrap_or([0; M]);
             for (s, v) in new.iter_mut().zip(delta) {
                 *s += v;
             }
             let present = new != [0; M];
-            if present {
-                self.sums.insert(id, new);
-            } else {
-                self.sums.remove(&id);
+            match at {
+                Ok(i) => {
+                    self.sums[i].1 = new;
+                    zeroed |= !present;
+                }
+                Err(_) if present => fresh.push((id, new)),
+                Err(_) => {}
             }
             let old_scores = old.map_or([None; R], |o| scores(&o));
             let new_scores = if present { scores(&new) } else { [None; R] };
@@ -219,23 +242,52 @@ impl<const M: usize, const R: usize> Summed<M, R> {
                 leaders.truncate(n);
             }
         }
+        if zeroed {
+            self.sums.retain(|(_, s)| *s != [0; M]);
+        }
+        merge_in(&mut self.sums, fresh);
         for r in (0..R).filter(|&r| reread[r]) {
             let mut all: Vec<(Reverse<isize>, i64)> = self
                 .sums
                 .iter()
-                .filter_map(|(&id, s)| scores(s)[r].map(|score| (Reverse(score), id)))
+                .filter_map(|(id, s)| scores(s)[r].map(|score| (Reverse(score), *id)))
                 .collect();
             if all.len() > n && n > 0 {
                 all.select_nth_unstable(n - 1);
             }
             all.truncate(n);
             // `all` was sized for the whole group: kept as it is, every re-read group would
-            // hold a vector as large as its sums map (measured: 12.5 MB of top_products' state
-            // at 300k orders)
+            // hold a vector as large as its sums (measured: 12.5 MB of top_products' state at
+            // 300k orders)
             all.shrink_to_fit();
             all.sort_unstable();
             self.leaders[r] = all;
         }
+    }
+}
+
+/// Merges `fresh` (ascending, no id of `v`) into `v` (ascending) in one pass from the back,
+/// growing `v` by an eighth at a time rather than doubling: a group is held for its window's
+/// life, and doubling's slack would be held with it.
+fn merge_in<S: Copy>(v: &mut Vec<(i64, S)>, fresh: &[(i64, S)]) {
+    let Some(&first) = fresh.first() else {
+        return;
+    };
+    let old = v.len();
+    let need = old + fresh.len();
+    if v.capacity() < need {
+        v.reserve_exact(fresh.len().max(need / 8));
+    }
+    v.resize(need, first);
+    let (mut i, mut k) = (old, need);
+    for &f in fresh.iter().rev() {
+        while i > 0 && v[i - 1].0 > f.0 {
+            v[k - 1] = v[i - 1];
+            i -= 1;
+            k -= 1;
+        }
+        v[k - 1] = f;
+        k -= 1;
     }
 }
 
@@ -255,6 +307,31 @@ mod tests {
     type Out = BTreeMap<(u8, u32, i64, isize), isize>;
     /// (operator, row, time, diff)
     type Emitted = (u8, (u8, u32, i64, isize), u64, isize);
+
+    /// `merge_in` against a sort of the union, for fresh ids before, between and after the
+    /// old ones, and into an empty vector.
+    #[test]
+    fn merge_in_keeps_ids_sorted() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..500 {
+            let mut all: Vec<i64> = (0..rng.random_range(0..40))
+                .map(|_| rng.random_range(-50..50))
+                .collect();
+            all.sort_unstable();
+            all.dedup();
+            let (mut v, mut fresh) = (Vec::new(), Vec::new());
+            for id in all.iter().copied() {
+                if rng.random_bool(0.5) {
+                    v.push((id, [id as isize]));
+                } else {
+                    fresh.push((id, [id as isize]));
+                }
+            }
+            merge_in(&mut v, &fresh);
+            let want: Vec<(i64, [isize; 1])> = all.iter().map(|&id| (id, [id as isize])).collect();
+            assert_eq!(v, want);
+        }
+    }
 
     /// Random times of (group, id) changes: mostly increments, some decrements of popular
     /// ids (leaders going down), some retractions past zero (an inconsistent input), a few
