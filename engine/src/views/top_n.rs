@@ -245,7 +245,7 @@ impl<const M: usize, const R: usize> Summed<M, R> {
         if zeroed {
             self.sums.retain(|(_, s)| *s != [0; M]);
         }
-        merge_in(&mut self.sums, fresh);
+        view_store::merge_sorted(&mut self.sums, fresh);
         for r in (0..R).filter(|&r| reread[r]) {
             let mut all: Vec<(Reverse<isize>, i64)> = self
                 .sums
@@ -266,31 +266,6 @@ impl<const M: usize, const R: usize> Summed<M, R> {
     }
 }
 
-/// Merges `fresh` (ascending, no id of `v`) into `v` (ascending) in one pass from the back,
-/// growing `v` by an eighth at a time rather than doubling: a group is held for its window's
-/// life, and doubling's slack would be held with it.
-fn merge_in<S: Copy>(v: &mut Vec<(i64, S)>, fresh: &[(i64, S)]) {
-    let Some(&first) = fresh.first() else {
-        return;
-    };
-    let old = v.len();
-    let need = old + fresh.len();
-    if v.capacity() < need {
-        v.reserve_exact(fresh.len().max(need / 8));
-    }
-    v.resize(need, first);
-    let (mut i, mut k) = (old, need);
-    for &f in fresh.iter().rev() {
-        while i > 0 && v[i - 1].0 > f.0 {
-            v[k - 1] = v[i - 1];
-            i -= 1;
-            k -= 1;
-        }
-        v[k - 1] = f;
-        k -= 1;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,31 +282,6 @@ mod tests {
     type Out = BTreeMap<(u8, u32, i64, isize), isize>;
     /// (operator, row, time, diff)
     type Emitted = (u8, (u8, u32, i64, isize), u64, isize);
-
-    /// `merge_in` against a sort of the union, for fresh ids before, between and after the
-    /// old ones, and into an empty vector.
-    #[test]
-    fn merge_in_keeps_ids_sorted() {
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        for _ in 0..500 {
-            let mut all: Vec<i64> = (0..rng.random_range(0..40))
-                .map(|_| rng.random_range(-50..50))
-                .collect();
-            all.sort_unstable();
-            all.dedup();
-            let (mut v, mut fresh) = (Vec::new(), Vec::new());
-            for id in all.iter().copied() {
-                if rng.random_bool(0.5) {
-                    v.push((id, [id as isize]));
-                } else {
-                    fresh.push((id, [id as isize]));
-                }
-            }
-            merge_in(&mut v, &fresh);
-            let want: Vec<(i64, [isize; 1])> = all.iter().map(|&id| (id, [id as isize])).collect();
-            assert_eq!(v, want);
-        }
-    }
 
     /// Random times of (group, id) changes: mostly increments, some decrements of popular
     /// ids (leaders going down), some retractions past zero (an inconsistent input), a few

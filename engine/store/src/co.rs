@@ -45,6 +45,9 @@ impl CoRow {
         // and only a full read of the row can tell which (a cancelled or deleted order: rare)
         let mut reread = false;
         let mut refused = 0;
+        // the new counts, set at once after the loop (each partner appears once, so reading
+        // the old counts from the row as it was is right)
+        let mut sets: Vec<(i64, Option<u32>)> = Vec::with_capacity(changes.len());
         for &(q, diff) in changes {
             let old = self.counts.get(q).unwrap_or(0);
             let new = match i64::from(old)
@@ -57,7 +60,7 @@ impl CoRow {
                     0
                 }
             };
-            self.counts.set(q, (new > 0).then_some(new));
+            sets.push((q, (new > 0).then_some(new)));
             if reread {
                 continue;
             }
@@ -75,6 +78,7 @@ impl CoRow {
             self.leaders.sort_unstable();
             self.leaders.truncate(k);
         }
+        self.counts.set_sorted(&sets);
         if reread {
             let mut all: Vec<(Reverse<u32>, i64)> =
                 self.counts.iter().map(|(q, n)| (Reverse(n), q)).collect();
