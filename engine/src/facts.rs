@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use sources::{Micros, Money};
+use std::rc::Rc;
 use view_store::Window;
 
 /// An order that is live (status is not `cancelled`). Cancelled orders are absent.
@@ -54,18 +55,22 @@ pub struct ViewEvent {
 /// The tumbling windows of `windows` (`ViewsConfig::windows`) an order of `date` falls in:
 /// `(window, start)`, one per window size. Retention is not the facts' business: windowed
 /// operators retire whole windows on the ingest's cutoffs (see `views::per_group`).
-pub fn tumbling(windows: &[Window], date: Micros) -> impl Iterator<Item = (Window, Micros)> + '_ {
-    windows.iter().filter_map(move |&w| match w {
-        Window::Size(size) => Some((w, date.window_start(size))),
+///
+/// The list is shared (`Rc`) and the iterator owns its handle, so a dataflow closure can return
+/// it as it is: collecting it into a vector instead cost a heap allocation per sale line in
+/// each of three operators, ~3% of the worker at 1M orders.
+pub fn tumbling(windows: Rc<[Window]>, date: Micros) -> impl Iterator<Item = (Window, Micros)> {
+    (0..windows.len()).filter_map(move |i| match windows[i] {
+        w @ Window::Size(size) => Some((w, date.window_start(size))),
         Window::All => None,
     })
 }
 
 /// The slots an order of `date` is shown in: its tumbling windows, and `all`.
 pub fn slots(
-    windows: &[Window],
+    windows: Rc<[Window]>,
     date: Micros,
-) -> impl Iterator<Item = (Window, Option<Micros>)> + '_ {
+) -> impl Iterator<Item = (Window, Option<Micros>)> {
     tumbling(windows, date)
         .map(|(w, s)| (w, Some(s)))
         .chain([(Window::All, None)])

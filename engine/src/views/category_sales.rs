@@ -7,7 +7,8 @@ use super::sums::sum_by_key;
 use super::{Coll, Inputs, ViewsConfig};
 use crate::facts::slots;
 use sources::Money;
-use view_store::{CategorySalesRow, ViewRow};
+use std::rc::Rc;
+use view_store::{CategorySalesRow, ViewRow, Window};
 
 pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
     // ((slot, category), [quantity, revenue, 0]): each sale line under its product's current
@@ -22,14 +23,12 @@ pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) ->
 
     // ((slot, category), [0, 0, 1]) per live order with an item of the category, in each slot
     // of the order (the ingest keeps each order's categories current)
-    let windows = cfg.windows.clone();
+    let windows: Rc<[Window]> = cfg.windows.as_slice().into();
     let orders = inputs
         .order_categories
         .clone()
         .flat_map(move |(date, category)| {
-            slots(&windows, date)
-                .map(move |slot| ((slot, category), [0, 0, 1]))
-                .collect::<Vec<_>>()
+            slots(windows.clone(), date).map(move |slot| ((slot, category), [0, 0, 1]))
         });
 
     // summed per (slot, category) while the slot's window is retained

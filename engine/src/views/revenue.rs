@@ -6,24 +6,23 @@ use super::sums::sum_by_key;
 use super::{Coll, Inputs, ViewsConfig};
 use crate::facts::tumbling;
 use sources::{Micros, Money};
+use std::rc::Rc;
 use view_store::{RevenueRow, ViewRow, Window};
 
 pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
     // ((window, start), [revenue, orders, prev_revenue]) summed per retained window: each live
     // order counts in each of its windows and as the previous window of the next one (also
     // when its own window is retired: the lent revenue is in the next window's sums)
-    let windows = cfg.windows.clone();
+    let windows: Rc<[Window]> = cfg.windows.as_slice().into();
     let retained = retiring(&inputs.cutoffs, |&w: &(Window, Micros)| Some(w));
     let totals = sum_by_key(
         inputs.live_orders.clone().flat_map(move |(_, o)| {
             let t = o.total.0 as isize;
-            tumbling(&windows, o.order_date)
-                .flat_map(move |(window, start)| {
-                    let mine = ((window, start), [t, 1, 0]);
-                    let next = next_start(window, start).map(|n| ((window, n), [0, 0, t]));
-                    std::iter::once(mine).chain(next)
-                })
-                .collect::<Vec<_>>()
+            tumbling(windows.clone(), o.order_date).flat_map(move |(window, start)| {
+                let mine = ((window, start), [t, 1, 0]);
+                let next = next_start(window, start).map(|n| ((window, n), [0, 0, t]));
+                std::iter::once(mine).chain(next)
+            })
         }),
         Some(retained),
     );

@@ -8,6 +8,7 @@ use super::per_group::Retiring;
 use super::{Coll, Inputs, ViewsConfig};
 use crate::facts::slots;
 use sources::Micros;
+use std::rc::Rc;
 use view_store::Window;
 
 /// A window instance a view reports on: `(window, Some(start))` for a tumbling window, or
@@ -32,7 +33,7 @@ pub struct Shared<'s> {
 impl<'s> Shared<'s> {
     pub fn new(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Self {
         // each sale line in each slot of its order
-        let windows = cfg.windows.clone();
+        let windows: Rc<[Window]> = cfg.windows.as_slice().into();
         let slot_sales =
             inputs
                 .sales
@@ -40,9 +41,7 @@ impl<'s> Shared<'s> {
                 .flat_map(move |(date, (product, qty, price, category))| {
                     // saturating: a corrupt row must not panic the dataflow (real values fit easily)
                     let sums = [qty as isize, qty.saturating_mul(price.0) as isize];
-                    slots(&windows, date)
-                        .map(move |slot| (slot, (product, category, sums)))
-                        .collect::<Vec<_>>()
+                    slots(windows.clone(), date).map(move |slot| (slot, (product, category, sums)))
                 });
 
         Shared { slot_sales }

@@ -8,25 +8,23 @@ use super::top_n::top_n_by_sums;
 use super::{Coll, Inputs, ViewsConfig};
 use crate::facts::tumbling;
 use sources::Micros;
+use std::rc::Rc;
 use view_store::{TrendingRow, ViewRow, Window};
 
 pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
     // ((window, start), (product, [quantity, prev_quantity])): each item counts in its order's
     // windows and as the previous window of the next one, so a window's group holds both
-    let windows = cfg.windows.clone();
+    let windows: Rc<[Window]> = cfg.windows.as_slice().into();
     let quantities = inputs
         .sales
         .clone()
         .flat_map(move |(date, (product, qty, _, _))| {
             let qty = qty as isize;
-            tumbling(&windows, date)
-                .flat_map(move |(window, start)| {
-                    let mine = ((window, start), (product, [qty, 0]));
-                    let next =
-                        next_start(window, start).map(|n| ((window, n), (product, [0, qty])));
-                    std::iter::once(mine).chain(next)
-                })
-                .collect::<Vec<_>>()
+            tumbling(windows.clone(), date).flat_map(move |(window, start)| {
+                let mine = ((window, start), (product, [qty, 0]));
+                let next = next_start(window, start).map(|n| ((window, n), (product, [0, qty])));
+                std::iter::once(mine).chain(next)
+            })
         });
 
     // the first N per retained window by growth (quantity minus the previous window's),
