@@ -50,7 +50,7 @@ type CustomerOrders = Vec<(Micros, Money)>;
 /// its customer's vector (24 B with a multiplicity beside it, which is almost always 1: equal
 /// entries instead saved 10 MB of 425 MB live heap at 1M orders of the e2e bench), and a
 /// customer holds ~10 orders, so evaluating is cheap. The alerts before a change are kept
-/// rather than evaluated again: evaluating them took half of this operator's time.
+/// rather than evaluated a second time (the views bench's `fraud_alerts`: −11%).
 fn customer_rules<'s>(
     by_customer: Coll<'s, (i64, (Micros, Money))>,
     cfg: FraudConfig,
