@@ -40,14 +40,20 @@ impl CoRow {
     /// Applies one net change per partner (`changes` ascending by partner) and restores the
     /// leaders for `k`. Returns how many changes were refused: a count that would go negative
     /// or beyond `u32` (an inconsistent stream) drops the pair instead.
-    fn apply(&mut self, changes: &[(i64, i64)], k: usize) -> u64 {
+    /// `sets` is scratch.
+    fn apply(
+        &mut self,
+        changes: &[(i64, i64)],
+        k: usize,
+        sets: &mut Vec<(i64, Option<u32>)>,
+    ) -> u64 {
         // set once a leader's count goes down or it leaves: an outsider may now rank before it,
         // and only a full read of the row can tell which (a cancelled or deleted order: rare)
         let mut reread = false;
         let mut refused = 0;
         // the new counts, set at once after the loop (each partner appears once, so reading
         // the old counts from the row as it was is right)
-        let mut sets: Vec<(i64, Option<u32>)> = Vec::with_capacity(changes.len());
+        sets.clear();
         for &(q, diff) in changes {
             let old = self.counts.get(q).unwrap_or(0);
             let new = match i64::from(old)
@@ -78,7 +84,7 @@ impl CoRow {
             self.leaders.sort_unstable();
             self.leaders.truncate(k);
         }
-        self.counts.set_sorted(&sets);
+        self.counts.set_sorted(sets);
         if reread {
             let mut all: Vec<(Reverse<u32>, i64)> =
                 self.counts.iter().map(|(q, n)| (Reverse(n), q)).collect();
@@ -132,9 +138,10 @@ pub(crate) fn apply_batch(
     let mut refused = 0;
     let mut retracted = Vec::new();
     let mut inserted = Vec::new();
-    // scratch: one product's net change per partner, and its leaders before them
+    // scratch: one product's net change per partner, its leaders before them, and its new counts
     let mut net: Vec<(i64, i64)> = Vec::new();
     let mut before: Vec<(Reverse<u32>, i64)> = Vec::new();
+    let mut sets: Vec<(i64, Option<u32>)> = Vec::new();
     for group in deltas.chunk_by(|a, b| a.0 == b.0) {
         let product = group[0].0;
         net.clear();
@@ -151,7 +158,7 @@ pub(crate) fn apply_batch(
         let entry = co.rows.entry(product).or_default();
         before.clear();
         before.extend_from_slice(&entry.leaders);
-        refused += entry.apply(&net, k);
+        refused += entry.apply(&net, k, &mut sets);
         // The view's rows of the product are its leaders before (nothing else writes them):
         // a rank's row changes where its partner or that partner's count did.
         let after = &entry.leaders;
