@@ -152,6 +152,15 @@ impl Ingest {
     /// Applies one transaction; returns the consolidated updates for its engine time.
     pub fn apply(&mut self, tx: &Transaction) -> Updates {
         let mut up = Updates::default();
+        self.apply_into(tx, &mut up);
+        up.consolidate();
+        up
+    }
+
+    /// Applies one transaction and appends its updates to `up`, unconsolidated: the engine
+    /// gathers the transactions of one time into one [`Updates`] and consolidates that once,
+    /// instead of allocating, consolidating and copying a set of vectors per transaction.
+    pub fn apply_into(&mut self, tx: &Transaction, up: &mut Updates) {
         self.since_category_move = self.since_category_move.saturating_add(1);
         if self.orders_by_product.is_none() && self.may_move_a_category(tx) {
             self.orders_by_product = Some(self.scan_orders_by_product());
@@ -159,6 +168,8 @@ impl Ingest {
         }
         // every order the transaction touches, with what it contributed before it
         let mut before: BTreeMap<i64, OrderFacts> = BTreeMap::new();
+        // scratch: the orders one projected change touches
+        let mut orders: Vec<i64> = Vec::new();
         for change in &tx.changes {
             let projected = self.upsert.apply(change);
             // The upsert already holds this change's new images (a truncate may change many
@@ -185,16 +196,19 @@ impl Ingest {
                 .collect();
             category_olds.sort_unstable_by_key(|(k, _)| *k);
             for p in &projected {
-                let (orders, old_live): (Vec<i64>, _) = match p {
+                orders.clear();
+                let old_live = match p {
                     Projected::Order(key, d) => {
                         if let Some(new) = &d.new {
                             self.watermark = self.watermark.max(Some(new.order_date()));
                         }
-                        (vec![*key], Some(d.old.as_ref().and_then(OrderImage::live)))
+                        orders.push(*key);
+                        Some(d.old.as_ref().and_then(OrderImage::live))
                     }
                     Projected::Item(_, d) => {
-                        let orders = [d.old.map(|i| i.order_id), d.new.map(|i| i.order_id)];
-                        (orders.into_iter().flatten().collect(), None)
+                        let both = [d.old.map(|i| i.order_id), d.new.map(|i| i.order_id)];
+                        orders.extend(both.into_iter().flatten());
+                        None
                     }
                     Projected::Product(key, _)
                         if category_olds.binary_search_by_key(key, |(k, _)| *k).is_ok() =>
@@ -206,14 +220,16 @@ impl Ingest {
                             tracing::error!(product = key, "category moved without the index");
                             continue;
                         };
-                        let orders = index
-                            .range((*key, i64::MIN)..=(*key, i64::MAX))
-                            .map(|&(_, order)| order);
-                        (orders.collect(), None)
+                        orders.extend(
+                            index
+                                .range((*key, i64::MIN)..=(*key, i64::MAX))
+                                .map(|&(_, order)| order),
+                        );
+                        None
                     }
                     _ => continue,
                 };
-                for order in orders {
+                for &order in &orders {
                     if before.contains_key(&order) {
                         continue;
                     }
@@ -250,14 +266,12 @@ impl Ingest {
         for (order, old) in before {
             let mut new = self.facts_of::<()>(order, &[]);
             self.fill_basket(&mut new, &[]);
-            self.order_changed(order, &old, &new, &mut up);
+            self.order_changed(order, &old, &new, up);
         }
-        self.advance_retention(&mut up);
-        up.consolidate();
+        self.advance_retention(up);
         if self.since_category_move >= self.index_idle {
             self.orders_by_product = None;
         }
-        up
     }
 
     /// Whether `tx` may move a product to another category: conservative (a stale or

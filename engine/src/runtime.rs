@@ -73,6 +73,8 @@ pub struct Counters {
     pub transactions_applied: AtomicU64,
     pub changes_in: AtomicU64,
     pub updates_out: AtomicU64,
+    /// View row changes (and index deltas) applied to the store, after consolidation.
+    pub rows_published: AtomicU64,
 }
 
 /// Worker 0's ends of the ingest channels: batches in, credits (one per time it may accept) out.
@@ -438,7 +440,7 @@ struct Gathering {
 impl Gathering {
     fn absorb(&mut self, ingest: &mut Ingest, tx: Transaction) {
         self.changes += tx.changes.len();
-        self.updates.merge(ingest.apply(&tx));
+        ingest.apply_into(&tx, &mut self.updates);
         self.meta.transactions += 1;
         self.meta.lsn = self.meta.lsn.max(tx.lsn);
         // the oldest arrival in the batch: its latency is the batch's worst
@@ -636,6 +638,9 @@ fn apply_to_store(
     crate::ingest::consolidate(&mut changes);
     // Retractions first, so a reader applying in order never sees two rows for one key.
     changes.sort_by_key(|(_, r)| *r > 0);
+    counters
+        .rows_published
+        .fetch_add(changes.len() as u64, Ordering::Relaxed);
     let as_of = AsOf {
         time: meta.transactions,
         lsn: meta.lsn,

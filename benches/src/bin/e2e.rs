@@ -237,7 +237,30 @@ fn heap_in_use() -> u64 {
 
 /// CPU seconds (user + system) this process used so far, from /proc/self/stat.
 fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_secs("/proc/self/stat")
+}
+
+/// CPU seconds of every live thread of this process, by thread name.
+fn threads_cpu() -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in dir.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let secs = stat_cpu_secs(path.join("stat"));
+        match out.iter_mut().find(|(n, _)| n == name.trim()) {
+            Some((_, s)) => *s += secs,
+            None => out.push((name.trim().to_string(), secs)),
+        }
+    }
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out
+}
+
+fn stat_cpu_secs(path: impl AsRef<Path>) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
     // fields after the command name (which may contain spaces) start after the last ')'
     let rest = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -293,19 +316,25 @@ fn main() -> anyhow::Result<()> {
     let cpu0 = cpu_secs();
     let reader = std::thread::Builder::new()
         .name("reader".into())
-        .spawn(move || sources::file::FileSource::new(file).run(io))?;
+        .spawn(move || {
+            let r = sources::file::FileSource::new(file).run(io);
+            (r, stat_cpu_secs("/proc/thread-self/stat"))
+        })?;
     let sub = engine.submitter();
     let mut txs = 0u64;
     for tx in eio.input.iter() {
         txs += 1;
         sub.submit(tx)?;
     }
-    let stats = reader
+    let (stats, reader_cpu) = reader
         .join()
-        .map_err(|_| anyhow::anyhow!("reader panicked"))??;
+        .map_err(|_| anyhow::anyhow!("reader panicked"))?;
+    let stats = stats?;
     let as_of = engine.sync();
     let secs = t.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu0;
+    let mut per_thread = threads_cpu();
+    per_thread.push(("reader".into(), reader_cpu));
     let rss_loaded = rss_kib("VmRSS:");
     // RSS keeps what the allocator freed but did not give back (transient batches and merges):
     // hand free pages back first, so the per-order figure is the state the engine holds
@@ -329,6 +358,13 @@ fn main() -> anyhow::Result<()> {
         cpu,
         events as f64 / cpu.max(0.01)
     );
+    // the main thread hands the reader's transactions to the engine (as `engine replay` does)
+    let split: Vec<String> = per_thread
+        .iter()
+        .filter(|(_, s)| *s >= 0.01)
+        .map(|(n, s)| format!("{n} {s:.2} s ({:.2} µs/event)", s * 1e6 / events as f64))
+        .collect();
+    println!("  CPU by thread: {}", split.join(", "));
     let live = (a.orders as f64 * 0.93) as u64; // 5% cancelled + 2% deleted by construction
     println!("  RSS before {} MB, after load {} MB ({} MB after returning free pages), peak {} MB; ≈ {:.0} B of engine state per live order (all views, retention {}; {:.0} B before returning free pages)",
         rss_before >> 10, rss_loaded >> 10, rss_after >> 10, rss_kib("VmHWM:") >> 10,
@@ -340,6 +376,14 @@ fn main() -> anyhow::Result<()> {
         "  heap in use after load {} MB ≈ {:.0} B per live order (live allocations, mallinfo2)",
         heap >> 20,
         heap as f64 / live as f64
+    );
+    let c = engine.counters();
+    println!(
+        "  {} updates into the dataflow ({:.2} per event), {} view changes published ({:.2} per event)",
+        c.updates_out.load(std::sync::atomic::Ordering::Relaxed),
+        c.updates_out.load(std::sync::atomic::Ordering::Relaxed) as f64 / events as f64,
+        c.rows_published.load(std::sync::atomic::Ordering::Relaxed),
+        c.rows_published.load(std::sync::atomic::Ordering::Relaxed) as f64 / events as f64
     );
     for (v, n) in engine.store().sizes() {
         println!("  view {:<18} {n} rows", v.as_str());
