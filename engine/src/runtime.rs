@@ -75,6 +75,8 @@ pub struct Counters {
     pub updates_out: AtomicU64,
     /// View row changes (and index deltas) applied to the store, after consolidation.
     pub rows_published: AtomicU64,
+    /// Engine times published (each one or more whole transactions).
+    pub times_published: AtomicU64,
 }
 
 /// Worker 0's ends of the ingest channels: batches in, credits (one per time it may accept) out.
@@ -631,33 +633,45 @@ fn apply_to_store(
 ) {
     let Publication {
         meta,
-        mut changes,
+        changes,
         index,
     } = p;
-    views::index::deltas(index, &mut changes);
-    crate::ingest::consolidate(&mut changes);
-    // Retractions first, so a reader applying in order never sees two rows for one key.
-    changes.sort_by_key(|(_, r)| *r > 0);
-    counters
-        .rows_published
-        .fetch_add(changes.len() as u64, Ordering::Relaxed);
     let as_of = AsOf {
         time: meta.transactions,
         lsn: meta.lsn,
         published_at: Some(now()),
     };
-    store.apply(ChangeBatch {
-        as_of,
-        changes: changes
-            .into_iter()
-            .map(|(row, r)| (row, r as i64))
-            .collect(),
-    });
+    let batch = store_batch(changes, index, as_of);
+    counters
+        .rows_published
+        .fetch_add(batch.changes.len() as u64, Ordering::Relaxed);
+    store.apply(batch);
+    counters.times_published.fetch_add(1, Ordering::Relaxed);
     counters
         .transactions_applied
         .store(meta.transactions, Ordering::Relaxed);
     if let Some(f) = on_publish {
         f(&as_of, meta.received_at, &meta.positions);
+    }
+}
+
+/// One engine time's view rows and index updates as the store applies them: index deltas
+/// among the rows, consolidated, retractions first (so a reader applying in order never sees
+/// two rows for one key).
+pub fn store_batch(
+    mut changes: Vec<(ViewRow, isize)>,
+    index: IndexUpdates,
+    as_of: AsOf,
+) -> ChangeBatch {
+    views::index::deltas(index, &mut changes);
+    crate::ingest::consolidate(&mut changes);
+    changes.sort_by_key(|(_, r)| *r > 0);
+    ChangeBatch {
+        as_of,
+        changes: changes
+            .into_iter()
+            .map(|(row, r)| (row, r as i64))
+            .collect(),
     }
 }
 

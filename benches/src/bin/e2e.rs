@@ -385,6 +385,11 @@ fn main() -> anyhow::Result<()> {
         c.rows_published.load(std::sync::atomic::Ordering::Relaxed),
         c.rows_published.load(std::sync::atomic::Ordering::Relaxed) as f64 / events as f64
     );
+    let times = c.times_published.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "  {times} engine times ({:.1} transactions per time)",
+        txs as f64 / times.max(1) as f64
+    );
     for (v, n) in engine.store().sizes() {
         println!("  view {:<18} {n} rows", v.as_str());
     }
