@@ -40,22 +40,14 @@ impl CoRow {
     /// Applies one net change per partner (`changes` ascending by partner) and restores the
     /// leaders for `k`. Returns how many changes were refused: a count that would go negative
     /// or beyond `u32` (an inconsistent stream) drops the pair instead.
-    /// `sets` is scratch.
-    fn apply(
-        &mut self,
-        changes: &[(i64, i64)],
-        k: usize,
-        sets: &mut Vec<(i64, Option<u32>)>,
-    ) -> u64 {
+    fn apply(&mut self, changes: &[(i64, i64)], k: usize) -> u64 {
         // set once a leader's count goes down or it leaves: an outsider may now rank before it,
         // and only a full read of the row can tell which (a cancelled or deleted order: rare)
         let mut reread = false;
         let mut refused = 0;
-        // the new counts, set at once after the loop (each partner appears once, so reading
-        // the old counts from the row as it was is right)
-        sets.clear();
-        for &(q, diff) in changes {
-            let old = self.counts.get(q).unwrap_or(0);
+        let leaders = &mut self.leaders;
+        self.counts.update_sorted(changes, |q, old, diff| {
+            let old = old.unwrap_or(0);
             let new = match i64::from(old)
                 .checked_add(diff)
                 .and_then(|n| u32::try_from(n).ok())
@@ -66,25 +58,25 @@ impl CoRow {
                     0
                 }
             };
-            sets.push((q, (new > 0).then_some(new)));
-            if reread {
-                continue;
-            }
-            match self.leaders.iter().position(|&(_, l)| l == q) {
-                Some(i) if new > 0 && new >= old => self.leaders[i].0 = Reverse(new),
-                Some(_) => {
-                    reread = true;
-                    continue;
+            if !reread {
+                match leaders.iter().position(|&(_, l)| l == q) {
+                    Some(i) if new > 0 && new >= old => {
+                        leaders[i].0 = Reverse(new);
+                        leaders.sort_unstable();
+                    }
+                    Some(_) => reread = true,
+                    // an outsider that grew or arrived enters if it beats the K-th
+                    None if new > old => {
+                        leaders.push((Reverse(new), q));
+                        leaders.sort_unstable();
+                        leaders.truncate(k);
+                    }
+                    // an outsider that shrank still ranks after every leader
+                    None => {}
                 }
-                // an outsider that grew or arrived enters if it beats the K-th
-                None if new > old => self.leaders.push((Reverse(new), q)),
-                // an outsider that shrank still ranks after every leader
-                None => continue,
             }
-            self.leaders.sort_unstable();
-            self.leaders.truncate(k);
-        }
-        self.counts.set_sorted(sets);
+            (new > 0).then_some(new)
+        });
         if reread {
             let mut all: Vec<(Reverse<u32>, i64)> =
                 self.counts.iter().map(|(q, n)| (Reverse(n), q)).collect();
@@ -138,10 +130,9 @@ pub(crate) fn apply_batch(
     let mut refused = 0;
     let mut retracted = Vec::new();
     let mut inserted = Vec::new();
-    // scratch: one product's net change per partner, its leaders before them, and its new counts
+    // scratch: one product's net change per partner and its leaders before them
     let mut net: Vec<(i64, i64)> = Vec::new();
     let mut before: Vec<(Reverse<u32>, i64)> = Vec::new();
-    let mut sets: Vec<(i64, Option<u32>)> = Vec::new();
     for group in deltas.chunk_by(|a, b| a.0 == b.0) {
         let product = group[0].0;
         net.clear();
@@ -158,7 +149,7 @@ pub(crate) fn apply_batch(
         let entry = co.rows.entry(product).or_default();
         before.clear();
         before.extend_from_slice(&entry.leaders);
-        refused += entry.apply(&net, k, &mut sets);
+        refused += entry.apply(&net, k);
         // The view's rows of the product are its leaders before (nothing else writes them):
         // a rank's row changes where its partner or that partner's count did.
         let after = &entry.leaders;

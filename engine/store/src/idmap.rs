@@ -77,44 +77,70 @@ impl<V: Copy> IdMap<V> {
         }
     }
 
-    /// Sets the values of several ids at once (`None` removes one): `changes` ascending by id,
-    /// each id once. New ids are merged in with one pass over the row instead of one shift of
-    /// its tail per id, which made co-occurrence rows (hundreds of partners) the publish
-    /// thread's largest cost.
-    pub(crate) fn set_sorted(&mut self, changes: &[(i64, Option<V>)]) {
-        if let IdMap::Narrow(v) = self {
-            let fits = |&(id, x): &(i64, Option<V>)| x.is_none() || u32::try_from(id).is_ok();
-            if changes.iter().all(fits) {
-                // an id that cannot be here and is removed changes nothing
-                let narrow = changes
-                    .iter()
-                    .filter_map(|&(id, x)| Some((u32::try_from(id).ok()?, x)));
-                return set_sorted_in(v, narrow);
+    /// Replaces the value of each id of `changes` (ascending, each id once) by
+    /// `f(id, current value, change)` (`None`: absent / remove), calling `f` once per change in
+    /// order. One binary search per change, within what is left of the row, and new ids merged
+    /// in with one pass over the row instead of one shift of its tail per id, which made
+    /// co-occurrence rows (hundreds of partners) the publish thread's largest cost.
+    pub(crate) fn update_sorted<D: Copy>(
+        &mut self,
+        changes: &[(i64, D)],
+        mut f: impl FnMut(i64, Option<V>, D) -> Option<V>,
+    ) {
+        match self {
+            IdMap::Narrow(v) => {
+                // an id beyond u32 is not here; stored, it widens the row, after the pass
+                let far = update_sorted_in(v, changes, |id| u32::try_from(id).ok(), &mut f);
+                if !far.is_empty() {
+                    let mut wide: Vec<(i64, V)> =
+                        v.iter().map(|&(id, x)| (i64::from(id), x)).collect();
+                    // negative ids sort before every narrow one, ids beyond u32 after
+                    merge_sorted(&mut wide, &far);
+                    *self = IdMap::Wide(wide);
+                }
             }
-            let wide = v.iter().map(|&(id, x)| (i64::from(id), x)).collect();
-            *self = IdMap::Wide(wide);
-        }
-        if let IdMap::Wide(v) = self {
-            set_sorted_in(v, changes.iter().copied());
+            IdMap::Wide(v) => {
+                update_sorted_in(v, changes, Some, &mut f);
+            }
         }
     }
 }
 
-/// [`IdMap::set_sorted`] on one representation.
-fn set_sorted_in<K: Ord + Copy, V: Copy>(
+/// [`IdMap::update_sorted`] on one representation. Ids that `key` cannot represent are absent;
+/// the values `f` gives them are returned (ascending) for the caller to store elsewhere.
+fn update_sorted_in<K: Ord + Copy, V: Copy, D: Copy>(
     v: &mut Vec<(K, V)>,
-    changes: impl Iterator<Item = (K, Option<V>)>,
-) {
-    // positions found by binary search stay valid until the end: removals are marked, new
-    // ids wait, both ascending as the changes are
+    changes: &[(i64, D)],
+    key: impl Fn(i64) -> Option<K>,
+    f: &mut impl FnMut(i64, Option<V>, D) -> Option<V>,
+) -> Vec<(i64, V)> {
+    // positions found stay valid until the end: removals are marked, new ids wait, both
+    // ascending as the changes are
     let mut gone: Vec<usize> = Vec::new();
     let mut fresh: Vec<(K, V)> = Vec::new();
-    for (id, x) in changes {
-        match (v.binary_search_by_key(&id, |e| e.0), x) {
-            (Ok(i), Some(x)) => v[i].1 = x,
-            (Ok(i), None) => gone.push(i),
-            (Err(_), Some(x)) => fresh.push((id, x)),
-            (Err(_), None) => {}
+    let mut far: Vec<(i64, V)> = Vec::new();
+    // every later id is beyond this position
+    let mut lo = 0;
+    for &(id, d) in changes {
+        let Some(k) = key(id) else {
+            far.extend(f(id, None, d).map(|x| (id, x)));
+            continue;
+        };
+        match v[lo..].binary_search_by_key(&k, |e| e.0) {
+            Ok(i) => {
+                let i = lo + i;
+                match f(id, Some(v[i].1), d) {
+                    Some(x) => v[i].1 = x,
+                    None => gone.push(i),
+                }
+                lo = i + 1;
+            }
+            Err(i) => {
+                lo += i;
+                if let Some(x) = f(id, None, d) {
+                    fresh.push((k, x));
+                }
+            }
         }
     }
     if !gone.is_empty() {
@@ -127,6 +153,7 @@ fn set_sorted_in<K: Ord + Copy, V: Copy>(
         });
     }
     merge_sorted(v, &fresh);
+    far
 }
 
 /// Merges `fresh` (ascending, no id of `v`) into `v` (ascending by id) in one pass from the
@@ -203,9 +230,10 @@ mod tests {
         }
     }
 
-    /// `set_sorted` against the same changes made one `set` at a time, across widening.
+    /// `update_sorted` against the same changes made one `set` at a time, across widening:
+    /// same contents, and `f` called once per change, in order, with the value before it.
     #[test]
-    fn set_sorted_equals_one_set_at_a_time() {
+    fn update_sorted_equals_one_set_at_a_time() {
         for seed in 0..300 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let (mut batched, mut single): (IdMap<u32>, IdMap<u32>) = Default::default();
@@ -220,10 +248,17 @@ mod tests {
                     changes.insert(id, rng.random_bool(0.6).then(|| rng.random_range(1..9)));
                 }
                 let changes: Vec<(i64, Option<u32>)> = changes.into_iter().collect();
-                batched.set_sorted(&changes);
+                let mut seen = Vec::new();
+                batched.update_sorted(&changes, |id, old, x| {
+                    seen.push((id, old));
+                    x
+                });
+                let mut want_seen = Vec::new();
                 for &(id, x) in &changes {
+                    want_seen.push((id, single.get(id)));
                     single.set(id, x);
                 }
+                assert_eq!(seen, want_seen, "seed {seed}");
                 assert_eq!(
                     batched.iter().collect::<Vec<_>>(),
                     single.iter().collect::<Vec<_>>(),

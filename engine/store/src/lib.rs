@@ -27,7 +27,7 @@ pub use rows::*;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use sources::{Lsn, Micros};
-use std::collections::BTreeMap;
+use std::collections::{btree_map, BTreeMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -293,13 +293,21 @@ impl ViewStore {
                 // Derived here from the index; rows sent in would be a second, diverging truth.
                 ViewRow::Recommendation(_) | ViewRow::AlsoBought(_) => anomalies += 1,
                 _ => {
+                    // one search per change: a row that drops to 0 goes through its entry
                     let map = &mut st.views[row.view().index()];
-                    let count = map.entry(row.clone()).or_insert(0);
-                    *count += diff;
-                    let c = *count;
-                    if c == 0 {
-                        map.remove(row);
-                    } else if !(0..=1).contains(&c) {
+                    let c = match map.entry(row.clone()) {
+                        btree_map::Entry::Occupied(mut e) => {
+                            *e.get_mut() += diff;
+                            let c = *e.get();
+                            if c == 0 {
+                                e.remove();
+                            }
+                            c
+                        }
+                        btree_map::Entry::Vacant(e) if *diff != 0 => *e.insert(*diff),
+                        btree_map::Entry::Vacant(_) => 0,
+                    };
+                    if !(0..=1).contains(&c) {
                         anomalies += 1;
                     }
                 }
