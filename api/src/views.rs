@@ -13,7 +13,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 use sources::{Micros, Money};
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::time::Duration;
 use view_store::*;
 
@@ -55,27 +54,24 @@ fn answer(view: ViewName, as_of: AsOf, rows: Vec<ViewRow>, truncated: bool) -> H
 /// Collects up to `limit` rows from `start` on (in dump order) while `within` holds, keeping
 /// those that pass `keep`.
 fn collect(
-    map: &BTreeMap<ViewRow, i64>,
+    rows: Rows<'_>,
     start: Option<&ViewRow>,
     within: impl Fn(&ViewRow) -> bool,
     keep: impl Fn(&ViewRow) -> bool,
     limit: usize,
 ) -> (Vec<ViewRow>, bool) {
-    let iter: Box<dyn Iterator<Item = &ViewRow>> = match start {
-        Some(s) => Box::new(
-            map.range::<ViewRow, _>((Bound::Included(s), Bound::Unbounded))
-                .map(|(r, _)| r),
-        ),
-        None => Box::new(map.keys()),
-    };
     let mut out = Vec::new();
     let mut truncated = false;
-    for r in iter.take_while(|r| within(r)).filter(|r| keep(r)) {
+    for r in rows
+        .from(start)
+        .take_while(|r| within(r))
+        .filter(|r| keep(r))
+    {
         if out.len() == limit {
             truncated = true;
             break;
         }
-        out.push(r.clone());
+        out.push(r);
     }
     (out, truncated)
 }

@@ -17,7 +17,7 @@
 
 use engine::ingest::Ingest;
 use engine::views::testkit::Rig;
-use engine::views::{self, Coll, Inputs, IndexUpdates, Updates, ViewsConfig};
+use engine::views::{self, Coll, IndexUpdates, Inputs, Updates, ViewsConfig};
 use sources::Transaction;
 use std::cell::RefCell;
 use std::path::PathBuf;

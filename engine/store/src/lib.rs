@@ -28,6 +28,7 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use sources::{Lsn, Micros};
 use std::collections::{btree_map, BTreeMap};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
@@ -218,11 +219,67 @@ struct Subscriber {
     tx: mpsc::Sender<Feed>,
 }
 
+impl State {
+    fn rows(&self, view: ViewName) -> Rows<'_> {
+        match view {
+            ViewName::AlsoBought => Rows::AlsoBought(&self.also_bought),
+            _ => Rows::Map(&self.views[view.index()]),
+        }
+    }
+}
+
+/// One view's current rows, read under the store's lock (see [`ViewStore::read`]).
+#[derive(Clone, Copy)]
+pub enum Rows<'a> {
+    Map(&'a BTreeMap<ViewRow, i64>),
+    AlsoBought(&'a co::AlsoBoughtRows),
+}
+
+impl<'a> Rows<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Map(m) => m.len(),
+            Rows::AlsoBought(m) => m.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rows in dump order, from the first at or after `start` (all with `None`).
+    pub fn from(self, start: Option<&ViewRow>) -> Box<dyn Iterator<Item = ViewRow> + 'a> {
+        match (self, start) {
+            (Rows::Map(m), None) => Box::new(m.keys().cloned()),
+            (Rows::Map(m), Some(s)) => Box::new(
+                m.range::<ViewRow, _>((Bound::Included(s), Bound::Unbounded))
+                    .map(|(r, _)| r.clone()),
+            ),
+            (Rows::AlsoBought(m), start) => {
+                let from = match start {
+                    Some(ViewRow::AlsoBought(s)) => (s.product_id, s.rank),
+                    // rows of other views sort before or after all of this one's
+                    Some(s) if s.view() > ViewName::AlsoBought => (i64::MAX, u32::MAX),
+                    _ => (i64::MIN, 0),
+                };
+                let start = start.cloned();
+                Box::new(
+                    m.range(from..)
+                        .map(|(k, v)| co::also_bought_row(k, v))
+                        .skip_while(move |r| start.as_ref().is_some_and(|s| r < s)),
+                )
+            }
+        }
+    }
+}
+
 struct State {
     as_of: AsOf,
     /// Per view: row → multiplicity (always 1 for a consistent view; kept as a count so that a
     /// bad batch shows up as an anomaly instead of silently vanishing rows).
     views: Vec<BTreeMap<ViewRow, i64>>,
+    /// The rows of `also_bought` (its map in `views` stays empty), see [`co::AlsoBoughtRows`].
+    also_bought: co::AlsoBoughtRows,
     /// The read-time index of `recommendations` (its map in `views` stays empty), with the
     /// co-occurrence counts `also_bought`'s rows are derived from.
     recs: recs::RecsIndex,
@@ -259,6 +316,7 @@ impl ViewStore {
                 state: RwLock::new(State {
                     as_of: AsOf::default(),
                     views: ViewName::ALL.iter().map(|_| BTreeMap::new()).collect(),
+                    also_bought: co::AlsoBoughtRows::new(),
                     recs: recs::RecsIndex::default(),
                     k: DEFAULT_K,
                     subscribers: Vec::new(),
@@ -320,12 +378,8 @@ impl ViewStore {
             )
         });
         if !co_deltas.is_empty() {
-            let (refused, also_bought) = co::apply_batch(
-                &mut st.recs.co,
-                co_deltas,
-                st.k,
-                &mut st.views[ViewName::AlsoBought.index()],
-            );
+            let (refused, also_bought) =
+                co::apply_batch(&mut st.recs.co, co_deltas, st.k, &mut st.also_bought);
             anomalies += refused;
             if !also_bought.is_empty() {
                 batch.changes.extend(also_bought);
@@ -408,14 +462,14 @@ impl ViewStore {
             });
         }
         let st = self.inner.state.read();
-        (st.as_of, st.views[view.index()].keys().cloned().collect())
+        (st.as_of, st.rows(view).from(None).collect())
     }
 
     /// Reads one view under the read lock without copying it all (for filtered API reads).
     /// The map of `recommendations` is always empty: use [`ViewStore::with_recommender`].
-    pub fn read<R>(&self, view: ViewName, f: impl FnOnce(AsOf, &BTreeMap<ViewRow, i64>) -> R) -> R {
+    pub fn read<R>(&self, view: ViewName, f: impl FnOnce(AsOf, Rows<'_>) -> R) -> R {
         let st = self.inner.state.read();
-        f(st.as_of, &st.views[view.index()])
+        f(st.as_of, st.rows(view))
     }
 
     /// Sets K of `also_bought` and `recommendations` (the engine sets it from its
@@ -452,7 +506,7 @@ impl ViewStore {
             .iter()
             .map(|v| match v {
                 ViewName::Recommendations => (*v, st.recs.customer_count()),
-                _ => (*v, st.views[v.index()].len()),
+                _ => (*v, st.rows(*v).len()),
             })
             .collect()
     }
@@ -465,8 +519,11 @@ impl ViewStore {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
         let mut st = self.inner.state.write();
         let rows = match view {
-            Some(v) => st.views[v.index()].keys().cloned().collect(),
-            None => st.views.iter().flat_map(|m| m.keys().cloned()).collect(),
+            Some(v) => st.rows(v).from(None).collect(),
+            None => ViewName::ALL
+                .iter()
+                .flat_map(|&v| st.rows(v).from(None))
+                .collect(),
         };
         // Cannot fail: the channel is new and empty.
         let _ = tx.try_send(Feed::Snapshot {
