@@ -126,9 +126,8 @@ fn update_sorted_in<K: Ord + Copy, V: Copy, D: Copy>(
             far.extend(f(id, None, d).map(|x| (id, x)));
             continue;
         };
-        match v[lo..].binary_search_by_key(&k, |e| e.0) {
+        match gallop(v, lo, k) {
             Ok(i) => {
-                let i = lo + i;
                 match f(id, Some(v[i].1), d) {
                     Some(x) => v[i].1 = x,
                     None => gone.push(i),
@@ -136,7 +135,7 @@ fn update_sorted_in<K: Ord + Copy, V: Copy, D: Copy>(
                 lo = i + 1;
             }
             Err(i) => {
-                lo += i;
+                lo = i;
                 if let Some(x) = f(id, None, d) {
                     fresh.push((k, x));
                 }
@@ -154,6 +153,27 @@ fn update_sorted_in<K: Ord + Copy, V: Copy, D: Copy>(
     }
     merge_sorted(v, &fresh);
     far
+}
+
+/// The position of `k` in `v` (ascending) at or after `lo`, as `binary_search` answers, found
+/// by probing `lo`, `lo + 1`, `lo + 3`, `lo + 7`… before a binary search within the last gap.
+/// A batch's changes to a row are ascending and, for a popular product, dense: each search
+/// then reads the cache lines next to the previous one's, where a binary search over the
+/// whole rest of the row missed the cache at nearly every probe (83% of the time of this
+/// function at 1M orders of the e2e bench was one load of the binary search).
+fn gallop<K: Ord + Copy, V>(v: &[(K, V)], lo: usize, k: K) -> Result<usize, usize> {
+    // every entry before `from` is below k
+    let (mut from, mut probe, mut step) = (lo, lo, 1);
+    while probe < v.len() && v[probe].0 < k {
+        from = probe + 1;
+        probe = lo + step;
+        step = step * 2 + 1;
+    }
+    let to = if probe < v.len() { probe + 1 } else { v.len() };
+    match v[from..to].binary_search_by_key(&k, |e| e.0) {
+        Ok(i) => Ok(from + i),
+        Err(i) => Err(from + i),
+    }
 }
 
 /// Merges `fresh` (ascending, no id of `v`) into `v` (ascending by id) in one pass from the
@@ -227,6 +247,29 @@ mod tests {
             merge_sorted(&mut v, &fresh);
             let want: Vec<(i64, [isize; 1])> = all.iter().map(|&id| (id, [id as isize])).collect();
             assert_eq!(v, want);
+        }
+    }
+
+    /// `gallop` answers as `binary_search` on the rest of the row, from every start.
+    #[test]
+    fn gallop_equals_binary_search() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..200 {
+            let mut ids: Vec<u32> = (0..rng.random_range(0..70))
+                .map(|_| rng.random_range(0..100))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let v: Vec<(u32, ())> = ids.iter().map(|&id| (id, ())).collect();
+            for lo in 0..=v.len() {
+                for k in 0..101 {
+                    let want = match v[lo..].binary_search_by_key(&k, |e| e.0) {
+                        Ok(i) => Ok(lo + i),
+                        Err(i) => Err(lo + i),
+                    };
+                    assert_eq!(gallop(&v, lo, k), want, "{ids:?} from {lo} for {k}");
+                }
+            }
         }
     }
 
