@@ -44,15 +44,17 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
             .with_context(|| format!("opening dead-letter file {}", p.display()))?,
         None => sources::deadletter::DeadLetters::in_memory(1000),
     });
-    let (io, eio) = sources::channel(256);
     let source = sources::file::FileSource::new(args.file.clone()).with_dead_letters(dead);
-    let reader = std::thread::Builder::new()
-        .name("source".into())
-        .spawn(move || source.run(io))?;
-    let submitter = engine.submitter();
-    for tx in eio.input.iter() {
-        submitter.submit(tx)?;
-    }
+    // the source thread parses and submits itself, in chunks (nothing waits for a single
+    // transaction of a replay)
+    let mut submitter = engine.submitter().chunked();
+    let reader = std::thread::Builder::new().name("source".into()).spawn(
+        move || -> anyhow::Result<sources::file::FileStats> {
+            let stats = source.run_with(|| false, |tx| submitter.push(tx).is_ok())?;
+            submitter.flush()?;
+            Ok(stats)
+        },
+    )?;
     let stats = reader
         .join()
         .map_err(|_| anyhow::anyhow!("file reader panicked"))?
@@ -165,8 +167,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .name("pump".into())
         .spawn(move || {
             for tx in input.iter() {
-                status_p.add_events(tx.changes.len() as u64);
-                if submitter.submit(tx).is_err() {
+                // with what else is already waiting, as one hand-over (no waiting for more)
+                let mut chunk = vec![tx];
+                chunk.extend(input.try_iter().take(engine::runtime::SUBMIT_CHUNK - 1));
+                let events: usize = chunk.iter().map(|t| t.changes.len()).sum();
+                status_p.add_events(events as u64);
+                if submitter.submit_many(chunk).is_err() {
                     break;
                 }
             }

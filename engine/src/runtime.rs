@@ -43,7 +43,9 @@ pub struct EngineConfig {
     pub retention: Option<i64>,
     /// Most transactions merged into one engine time when the engine lags behind.
     pub max_batch_changes: usize,
-    /// Bound of the submit queue (transactions): a full queue back-pressures the source.
+    /// Bound of the submit queue (transactions submitted one at a time; the queue holds
+    /// `queue / 8` hand-overs of any size, see [`Submitter::submit_many`]): a full queue
+    /// back-pressures the source.
     pub queue: usize,
     /// Merge work each arrangement does per step while the worker is otherwise idle, so
     /// compaction happens between bursts (`None`: merge only when new batches arrive).
@@ -104,7 +106,7 @@ struct BatchMeta {
 /// A running engine. Dropping it shuts it down.
 pub struct Engine {
     store: ViewStore,
-    submit: Option<Sender<Transaction>>,
+    submit: Option<Sender<Chunk>>,
     /// Dropped on shutdown: tells the ingest thread to drain and stop even while cloned
     /// [`Submitter`]s are still alive.
     close: Option<Sender<()>>,
@@ -132,7 +134,8 @@ impl Engine {
         let counters = Arc::new(Counters::default());
         // recommendations are computed when read, with the configured K
         store.set_top_k(cfg.views.also_bought_k);
-        let (submit_tx, submit_rx) = crossbeam_channel::bounded::<Transaction>(cfg.queue.max(1));
+        let (submit_tx, submit_rx) =
+            crossbeam_channel::bounded::<Chunk>((cfg.queue / QUEUE_PER_SLOT).max(2));
         let (batch_tx, batch_rx) = crossbeam_channel::unbounded::<Batch>();
         let (credit_tx, credit_rx) = crossbeam_channel::unbounded::<()>();
         let (park_tx, park_rx) = crossbeam_channel::bounded::<std::thread::Thread>(1);
@@ -272,20 +275,78 @@ impl Drop for Engine {
 /// A cloneable handle that submits transactions (for source threads).
 #[derive(Clone)]
 pub struct Submitter {
-    tx: Option<Sender<Transaction>>,
+    tx: Option<Sender<Chunk>>,
     counters: Arc<Counters>,
 }
 
 impl Submitter {
+    /// Queues one transaction (blocks while the queue is full).
     pub fn submit(&self, tx: Transaction) -> anyhow::Result<()> {
+        self.submit_many(vec![tx])
+    }
+
+    /// Queues transactions that follow each other, in order, as one hand-over to the ingest
+    /// thread (blocks while the queue is full).
+    pub fn submit_many(&self, txs: Vec<Transaction>) -> anyhow::Result<()> {
+        if txs.is_empty() {
+            return Ok(());
+        }
         let s = self
             .tx
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("engine is shut down"))?;
         self.counters
             .transactions_submitted
-            .fetch_add(1, Ordering::SeqCst);
-        s.send(tx).map_err(|_| anyhow::anyhow!("engine stopped"))
+            .fetch_add(txs.len() as u64, Ordering::SeqCst);
+        s.send(txs).map_err(|_| anyhow::anyhow!("engine stopped"))
+    }
+
+    /// A submitter that hands transactions over [`SUBMIT_CHUNK`] at a time, for a bulk source
+    /// (a file replay) where nothing waits for a particular transaction until the end: call
+    /// [`Chunked::flush`] when the source is done.
+    pub fn chunked(self) -> Chunked {
+        Chunked {
+            submitter: self,
+            buf: Vec::with_capacity(SUBMIT_CHUNK),
+        }
+    }
+}
+
+/// Transactions handed to the ingest thread at once, in order. One per transaction costs a
+/// channel operation and, when the ingest thread had caught up and parked, a wake-up (a futex
+/// call on each side) per transaction; a bulk source hands over [`SUBMIT_CHUNK`] at a time.
+type Chunk = Vec<Transaction>;
+
+/// Transactions per chunk of [`Submitter::chunked`].
+pub const SUBMIT_CHUNK: usize = 64;
+
+/// The submit queue holds `EngineConfig::queue / QUEUE_PER_SLOT` hand-overs (at least 2): a
+/// source submitting one transaction at a time still has hundreds of slots (with a few dozen,
+/// producer and ingest thread woke each other for nearly every transaction: 2x the CPU per
+/// event in the e2e bench), and a bulk source in chunks queues at most `8 × queue`
+/// transactions (32k by default, a few tens of MB).
+const QUEUE_PER_SLOT: usize = 8;
+
+/// See [`Submitter::chunked`].
+pub struct Chunked {
+    submitter: Submitter,
+    buf: Vec<Transaction>,
+}
+
+impl Chunked {
+    /// Queues `tx`; hands over a chunk once it is full.
+    pub fn push(&mut self, tx: Transaction) -> anyhow::Result<()> {
+        self.buf.push(tx);
+        if self.buf.len() >= SUBMIT_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Hands over what is queued.
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(SUBMIT_CHUNK));
+        self.submitter.submit_many(chunk)
     }
 }
 
@@ -345,7 +406,7 @@ const IN_FLIGHT: usize = 2;
 /// while the previous one was computed (highest throughput), with no tuning knob.
 #[allow(clippy::too_many_arguments)]
 fn ingest_loop(
-    rx: Receiver<Transaction>,
+    rx: Receiver<Chunk>,
     close: Receiver<()>,
     credits: Receiver<()>,
     out: Sender<Batch>,
@@ -361,7 +422,7 @@ fn ingest_loop(
     let mut credit = 0usize;
     // `rx` stays readable until shutdown is requested or every submitter is gone.
     let mut accepting = true;
-    let never_tx = crossbeam_channel::never::<Transaction>();
+    let never_tx = crossbeam_channel::never::<Chunk>();
     let never_close = crossbeam_channel::never::<()>();
     loop {
         if credit > 0 {
@@ -411,16 +472,16 @@ fn ingest_loop(
                     batch.absorb(&mut ingest, tx);
                     // take what is queued right away: it shares this batch's time anyway
                     while batch.changes < max_changes {
-                        let Ok(tx) = rx.try_recv() else { break };
-                        batch.absorb(&mut ingest, tx);
+                        let Ok(chunk) = rx.try_recv() else { break };
+                        batch.absorb(&mut ingest, chunk);
                     }
                 }
                 Err(_) => accepting = false,
             },
             recv(close_arm) -> _ => {
                 // Shutting down: take what is already queued, publish it, then stop.
-                while let Ok(tx) = rx.try_recv() {
-                    pending.get_or_insert_with(Gathering::default).absorb(&mut ingest, tx);
+                while let Ok(chunk) = rx.try_recv() {
+                    pending.get_or_insert_with(Gathering::default).absorb(&mut ingest, chunk);
                 }
                 accepting = false;
             }
@@ -440,7 +501,13 @@ struct Gathering {
 }
 
 impl Gathering {
-    fn absorb(&mut self, ingest: &mut Ingest, tx: Transaction) {
+    fn absorb(&mut self, ingest: &mut Ingest, chunk: Chunk) {
+        for tx in chunk {
+            self.absorb_one(ingest, tx);
+        }
+    }
+
+    fn absorb_one(&mut self, ingest: &mut Ingest, tx: Transaction) {
         self.changes += tx.changes.len();
         ingest.apply_into(&tx, &mut self.updates);
         self.meta.transactions += 1;

@@ -1,6 +1,7 @@
 //! The same events, batched differently and run on 1, 2 and 4 workers, must end in identical
 //! views, equal to the oracle's: delivered as one transaction, as the generated transactions,
-//! and as one transaction per change.
+//! and as one transaction per change; handed to the engine one transaction at a time, and in
+//! chunks as `engine replay` does.
 //!
 //! All runs happen once per test binary; each view's test reports its first difference.
 
@@ -45,14 +46,28 @@ fn run_all() -> Results {
         for (how, batched) in batchings(&txs) {
             // Re-batching never changes what the oracle computes (it applies changes in order).
             assert_eq!(oracle::views_after(&batched, &views, retention), want);
-            for workers in [1, 2, 4] {
+            // handed over one transaction at a time, and (as generated) in chunks
+            let chunkings: &[bool] = if how == "as generated" {
+                &[false, true]
+            } else {
+                &[false]
+            };
+            for (workers, &chunked) in [1, 2, 4]
+                .into_iter()
+                .flat_map(|w| chunkings.iter().map(move |c| (w, c)))
+            {
                 res.runs += 1;
                 let setup = Setup {
                     workers,
                     views: views.clone(),
                     retention,
                 };
-                let got = setup.engine(&batched);
+                let how = if chunked {
+                    format!("{how}, in chunks")
+                } else {
+                    how.to_string()
+                };
+                let got = setup.engine_submitting(&batched, chunked);
                 for view in ViewName::ALL {
                     if res.failures.contains_key(&view) {
                         continue;
@@ -80,7 +95,7 @@ fn results() -> &'static Results {
 
 fn check(view: ViewName) {
     let r = results();
-    assert_eq!(r.runs, 27);
+    assert_eq!(r.runs, 36);
     if let Some(f) = r.failures.get(&view) {
         panic!("{} differs from the oracle: {f}", view.as_str());
     }

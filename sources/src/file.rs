@@ -62,21 +62,33 @@ impl FileSource {
     /// Reads the file to its end, sending transactions in order (blocking when the engine is
     /// behind), then returns. Stops early when the engine stops or hangs up.
     pub fn run(self, io: SourceIo) -> Result<FileStats, FileError> {
-        let mut stats = FileStats::default();
         let out = &io.out;
         let stop = io.stop.clone();
         let applied = io.applied.clone();
-        let mut send = |tx: Transaction| -> bool {
+        let send = |tx: Transaction| -> bool {
             // Nothing to acknowledge for a file: drain so the channel does not grow.
             while applied.try_recv().is_ok() {}
             out.send(tx).is_ok()
         };
+        self.run_with(|| stop.load(std::sync::atomic::Ordering::Relaxed), send)
+    }
+
+    /// [`FileSource::run`] handing each transaction to `send` on this thread (false: stop)
+    /// and stopping early when `stop` says so. For a replay that submits to the engine from
+    /// the reading thread itself, without a channel and a thread that only pass transactions
+    /// on (each hand-over could wake a parked thread: a futex call per transaction).
+    pub fn run_with(
+        self,
+        mut stop: impl FnMut() -> bool,
+        mut send: impl FnMut(Transaction) -> bool,
+    ) -> Result<FileStats, FileError> {
+        let mut stats = FileStats::default();
         read_lines(
             &self.path,
             &self.dead_letters,
             self.group.clone(),
             &mut stats,
-            &mut || stop.load(std::sync::atomic::Ordering::Relaxed),
+            &mut stop,
             &mut send,
         )?;
         tracing::info!(path = %self.path.display(), lines = stats.lines, events = stats.events,

@@ -2,7 +2,7 @@
 //! view, as `engine replay` runs it. Prints figures; asserts nothing about speed.
 //!
 //! ```text
-//! cargo run --release -p benches --bin e2e -- [--orders 1000000] [--workers 1] [--rate 100000] [--steady-secs 10] [--idle-merge 1000] [--retention-mins M]
+//! cargo run --release -p benches --bin e2e -- [--orders 1000000] [--workers 1] [--rate 100000] [--steady-secs 10] [--idle-merge 1000] [--retention-mins M] [--relay 1]
 //! ```
 //! Phase 1 (throughput): the file source parses on its own thread while the engine computes;
 //! events/s = events / wall time from first line to the last transaction visible in the store.
@@ -30,6 +30,9 @@ struct Args {
     idle_merge: isize,
     /// Retention in minutes of event time (`None`: keep every window).
     retention_mins: Option<i64>,
+    /// Hand transactions over as before chunking: a channel from the reading thread to the
+    /// main thread, which submits them one at a time (`--relay 1`).
+    relay: bool,
 }
 
 fn args() -> Args {
@@ -41,6 +44,7 @@ fn args() -> Args {
         file: std::env::temp_dir().join("shopstream-e2e.jsonl"),
         idle_merge: EngineConfig::default().idle_merge_effort.unwrap_or(0),
         retention_mins: None,
+        relay: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
@@ -54,6 +58,7 @@ fn args() -> Args {
             "--file" => a.file = PathBuf::from(val),
             "--idle-merge" => a.idle_merge = val.parse().unwrap_or(a.idle_merge),
             "--retention-mins" => a.retention_mins = val.parse().ok(),
+            "--relay" => a.relay = val == "1" || val == "true",
             _ => {}
         }
         i += 2;
@@ -310,25 +315,53 @@ fn main() -> anyhow::Result<()> {
         ..EngineConfig::default()
     };
     let engine = Engine::start(cfg.clone())?;
-    let (io, eio) = sources::channel(256);
     let file = a.file.clone();
     let t = Instant::now();
     let cpu0 = cpu_secs();
-    let reader = std::thread::Builder::new()
-        .name("reader".into())
-        .spawn(move || {
-            let r = sources::file::FileSource::new(file).run(io);
-            (r, stat_cpu_secs("/proc/thread-self/stat"))
-        })?;
-    let sub = engine.submitter();
     let mut txs = 0u64;
-    for tx in eio.input.iter() {
-        txs += 1;
-        sub.submit(tx)?;
-    }
-    let (stats, reader_cpu) = reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("reader panicked"))?;
+    let (stats, reader_cpu) = if a.relay {
+        // the older hand-over: a channel to this thread, which submits one at a time
+        let (io, eio) = sources::channel(256);
+        let reader = std::thread::Builder::new()
+            .name("reader".into())
+            .spawn(move || {
+                let r = sources::file::FileSource::new(file).run(io);
+                (r, stat_cpu_secs("/proc/thread-self/stat"))
+            })?;
+        let sub = engine.submitter();
+        for tx in eio.input.iter() {
+            txs += 1;
+            sub.submit(tx)?;
+        }
+        let (r, cpu) = reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("reader panicked"))?;
+        (r.map_err(anyhow::Error::from), cpu)
+    } else {
+        // as `engine replay` does: the reading thread submits, in chunks
+        let mut sub = engine.submitter().chunked();
+        let reader = std::thread::Builder::new()
+            .name("reader".into())
+            .spawn(move || {
+                let mut n = 0u64;
+                let r = sources::file::FileSource::new(file).run_with(
+                    || false,
+                    |tx| {
+                        n += 1;
+                        sub.push(tx).is_ok()
+                    },
+                );
+                let r = r
+                    .map_err(anyhow::Error::from)
+                    .and_then(|s| sub.flush().map(|_| s));
+                (r, n, stat_cpu_secs("/proc/thread-self/stat"))
+            })?;
+        let (r, n, cpu) = reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("reader panicked"))?;
+        txs = n;
+        (r, cpu)
+    };
     let stats = stats?;
     let as_of = engine.sync();
     let secs = t.elapsed().as_secs_f64();

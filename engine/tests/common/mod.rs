@@ -43,9 +43,23 @@ impl Setup {
 
     /// Runs a fresh engine over `txs` and returns its final views.
     pub fn engine(&self, txs: &[Transaction]) -> Views {
+        self.engine_submitting(txs, false)
+    }
+
+    /// [`Setup::engine`], handing the transactions over in chunks (`Submitter::chunked`, as
+    /// `engine replay` does) when `chunked`, else one at a time.
+    pub fn engine_submitting(&self, txs: &[Transaction], chunked: bool) -> Views {
         let eng = self.start();
-        for tx in txs {
-            eng.submit(tx.clone()).expect("submit");
+        if chunked {
+            let mut sub = eng.submitter().chunked();
+            for tx in txs {
+                sub.push(tx.clone()).expect("submit");
+            }
+            sub.flush().expect("submit");
+        } else {
+            for tx in txs {
+                eng.submit(tx.clone()).expect("submit");
+            }
         }
         let as_of = eng.sync();
         assert_eq!(
