@@ -44,6 +44,14 @@ impl Money {
     /// `1.234` is an error): money columns are `NUMERIC(_,2)`, so anything finer is corruption
     /// and rounding it silently would hide that.
     pub fn parse_decimal(text: &str) -> Result<Money, MoneyError> {
+        match parse_plain(text.as_bytes()) {
+            Some(v) => Ok(Money(v)),
+            None => Self::parse_decimal_general(text),
+        }
+    }
+
+    /// [`Money::parse_decimal`] for any shape it accepts.
+    fn parse_decimal_general(text: &str) -> Result<Money, MoneyError> {
         let err = || MoneyError::Syntax(text.chars().take(64).collect());
         let s = text.trim();
         let (neg, s) = match s.as_bytes().first() {
@@ -635,9 +643,92 @@ pub struct Transaction {
     pub changes: Vec<Change>,
 }
 
+/// Minor units of a decimal in the shape nearly every money value has, `-?d{1,16}(.d{1,2})?`
+/// (no sign `+`, exponent or whitespace; at most 16 integer digits, so no overflow), without
+/// the general parser's digit vector and 128-bit arithmetic (~860 instructions a value, 10%
+/// of parsing a Debezium event); `None` for any other shape, which the general parser decides.
+fn parse_plain(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s.first()? {
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    let (int, frac) = match digits.iter().position(|&b| b == b'.') {
+        Some(i) => (&digits[..i], &digits[i + 1..]),
+        None => (digits, &[][..]),
+    };
+    let dotted = digits.len() > int.len();
+    if int.is_empty() || int.len() > 16 || frac.len() > 2 || (dotted && frac.is_empty()) {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &b in int.iter().chain(frac) {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(b - b'0');
+    }
+    for _ in frac.len()..2 {
+        v *= 10;
+    }
+    Some(if neg { -v } else { v })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Wherever the fast path answers, the general parser gives the same amount: random texts
+    /// over the characters of decimals, plus edge shapes.
+    #[test]
+    fn plain_money_equals_the_general_parser() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let alphabet = b"0123456789.-+eE 9";
+        let mut answered = 0;
+        let mut texts: Vec<String> = [
+            "0",
+            "-0",
+            "5.",
+            ".5",
+            "1.2",
+            "1.23",
+            "1.234",
+            "-12.30",
+            "9999999999999999.99",
+            "-9999999999999999.99",
+            "99999999999999999",
+            "00012.5",
+            "1..2",
+            "-",
+            "",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for _ in 0..200_000 {
+            let len = rng.random_range(0..22);
+            let t: String = (0..len)
+                .map(|_| {
+                    if rng.random_bool(0.8) {
+                        (b'0' + rng.random_range(0..10u8)) as char
+                    } else {
+                        alphabet[rng.random_range(0..alphabet.len())] as char
+                    }
+                })
+                .collect();
+            texts.push(t);
+        }
+        for t in &texts {
+            if let Some(v) = parse_plain(t.as_bytes()) {
+                answered += 1;
+                assert_eq!(Money::parse_decimal_general(t), Ok(Money(v)), "{t:?}");
+            }
+        }
+        assert!(
+            answered > 10_000,
+            "the fast path answered only {answered} texts"
+        );
+    }
 
     #[test]
     fn money_parses_exactly() {
