@@ -58,18 +58,27 @@ impl CoRow {
                     0
                 }
             };
+            // the leaders stay sorted and at most K, moved in place rather than re-sorted
             if !reread {
                 match leaders.iter().position(|&(_, l)| l == q) {
+                    // a leader that grew can only move up
                     Some(i) if new > 0 && new >= old => {
                         leaders[i].0 = Reverse(new);
-                        leaders.sort_unstable();
+                        let mut j = i;
+                        while j > 0 && leaders[j] < leaders[j - 1] {
+                            leaders.swap(j, j - 1);
+                            j -= 1;
+                        }
                     }
                     Some(_) => reread = true,
                     // an outsider that grew or arrived enters if it beats the K-th
                     None if new > old => {
-                        leaders.push((Reverse(new), q));
-                        leaders.sort_unstable();
-                        leaders.truncate(k);
+                        let entry = (Reverse(new), q);
+                        if leaders.len() < k || leaders.last().is_some_and(|l| entry < *l) {
+                            let at = leaders.partition_point(|l| *l < entry);
+                            leaders.insert(at, entry);
+                            leaders.truncate(k);
+                        }
                     }
                     // an outsider that shrank still ranks after every leader
                     None => {}
