@@ -229,8 +229,14 @@ impl<const M: usize, const R: usize> Summed<M, R> {
         // (ascending, as the deltas are): positions found by binary search stay valid
         let mut zeroed = false;
         fresh.clear();
+        // the deltas ascend: each search starts where the previous one ended
+        let mut lo = 0;
         for &(id, delta) in deltas {
-            let at = self.sums.binary_search_by_key(&id, |e| e.0);
+            let at = view_store::gallop(&self.sums, lo, id);
+            lo = match at {
+                Ok(i) => i + 1,
+                Err(i) => i,
+            };
             let old = at.ok().map(|i| self.sums[i].1);
             let mut new = old.unwrap_or([0; M]);
             for (s, v) in new.iter_mut().zip(delta) {

@@ -161,7 +161,7 @@ fn update_sorted_in<K: Ord + Copy, V: Copy, D: Copy>(
 /// then reads the cache lines next to the previous one's, where a binary search over the
 /// whole rest of the row missed the cache at nearly every probe (83% of the time of this
 /// function at 1M orders of the e2e bench was one load of the binary search).
-fn gallop<K: Ord + Copy, V>(v: &[(K, V)], lo: usize, k: K) -> Result<usize, usize> {
+pub fn gallop<K: Ord + Copy, V>(v: &[(K, V)], lo: usize, k: K) -> Result<usize, usize> {
     // every entry before `from` is below k
     let (mut from, mut probe, mut step) = (lo, lo, 1);
     while probe < v.len() && v[probe].0 < k {

@@ -20,7 +20,7 @@ pub mod recs;
 pub mod rows;
 pub mod status;
 
-pub use idmap::merge_sorted;
+pub use idmap::{gallop, merge_sorted};
 pub use recs::{InteractionKind, Recommender, RecsDelta};
 pub use rows::*;
 
