@@ -89,13 +89,11 @@ where
             Some(s) => s,
             None => groups.entry(group.clone()).or_insert_with(Summed::new),
         };
-        olds.clear();
-        olds.extend(deltas.iter().map(|&(id, _)| (id, summed.get(id))));
         for (b, l) in before.iter_mut().zip(&summed.leaders) {
             b.clear();
             b.extend_from_slice(l);
         }
-        summed.apply(&deltas, n, scores, &mut fresh);
+        summed.apply(&deltas, n, scores, &mut fresh, &mut olds);
         // A row shows every sum of its id, so a rank's row changes when its occupant changes
         // or the occupant's sums do; only the ids in `deltas` have other sums than before.
         let sums_before = |id: i64| match olds.binary_search_by_key(&id, |&(i, _)| i) {
@@ -213,14 +211,17 @@ impl<const M: usize, const R: usize> Summed<M, R> {
     }
 
     /// Applies one time's net changes of this group (one per id, ascending by id) and restores
-    /// the invariant. `fresh` is scratch.
+    /// the invariant. Sets `olds` to each changed id's sums before (same order as `deltas`).
+    /// `fresh` is scratch.
     fn apply(
         &mut self,
         deltas: &[(i64, [isize; M])],
         n: usize,
         scores: Scores<M, R>,
         fresh: &mut Vec<(i64, [isize; M])>,
+        olds: &mut Vec<(i64, Option<[isize; M]>)>,
     ) {
+        olds.clear();
         // per ranking, set once a leader's score goes down or it leaves: an outsider may now
         // rank before it, and only a full read of the sums can tell which (rare for counts
         // and sales: a cancelled or deleted order)
@@ -238,6 +239,7 @@ impl<const M: usize, const R: usize> Summed<M, R> {
                 Err(i) => i,
             };
             let old = at.ok().map(|i| self.sums[i].1);
+            olds.push((id, old));
             let mut new = old.unwrap_or([0; M]);
             for (s, v) in new.iter_mut().zip(delta) {
                 *s += v;
