@@ -303,7 +303,7 @@ impl Submitter {
 
     /// A submitter that hands transactions over [`SUBMIT_CHUNK`] at a time, for a bulk source
     /// (a file replay) where nothing waits for a particular transaction until the end: call
-    /// [`Chunked::flush`] when the source is done.
+    /// [`Chunked::flush`] when the source is done (dropping it flushes too, ignoring errors).
     pub fn chunked(self) -> Chunked {
         Chunked {
             submitter: self,
@@ -347,6 +347,18 @@ impl Chunked {
     pub fn flush(&mut self) -> anyhow::Result<()> {
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(SUBMIT_CHUNK));
         self.submitter.submit_many(chunk)
+    }
+}
+
+impl Drop for Chunked {
+    /// A forgotten flush must not lose transactions silently.
+    fn drop(&mut self) {
+        if !self.buf.is_empty() {
+            let chunk = std::mem::take(&mut self.buf);
+            if let Err(e) = self.submitter.submit_many(chunk) {
+                tracing::warn!(error = %e, "transactions queued in a chunk were not submitted");
+            }
+        }
     }
 }
 
@@ -466,10 +478,10 @@ fn ingest_loop(
                 Ok(()) => credit += 1,
                 Err(_) => break, // worker 0 is gone
             },
-            recv(tx_arm) -> tx => match tx {
-                Ok(tx) => {
+            recv(tx_arm) -> chunk => match chunk {
+                Ok(chunk) => {
                     let batch = pending.get_or_insert_with(Gathering::default);
-                    batch.absorb(&mut ingest, tx);
+                    batch.absorb(&mut ingest, chunk);
                     // take what is queued right away: it shares this batch's time anyway
                     while batch.changes < max_changes {
                         let Ok(chunk) = rx.try_recv() else { break };

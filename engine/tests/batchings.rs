@@ -135,3 +135,34 @@ fn also_bought_same_under_any_batching() {
 fn recommendations_same_under_any_batching() {
     check(ViewName::Recommendations);
 }
+
+/// A chunked submitter dropped without a flush still hands over what it holds.
+#[test]
+fn chunked_submitter_flushes_when_dropped() {
+    let txs = gen::stream(
+        3,
+        &GenConfig {
+            transactions: 10,
+            ..GenConfig::default()
+        },
+    );
+    let setup = Setup {
+        workers: 1,
+        views: ViewsConfig::default(),
+        retention: None,
+    };
+    let eng = setup.start();
+    {
+        let mut sub = eng.submitter().chunked();
+        for tx in &txs {
+            sub.push(tx.clone()).expect("submit");
+        }
+    }
+    assert_eq!(eng.sync().time, txs.len() as u64);
+    assert_eq!(
+        common::snapshot(&eng.store()),
+        setup.engine(&txs),
+        "same views as submitted one at a time"
+    );
+    eng.shutdown().expect("engine shuts down");
+}
