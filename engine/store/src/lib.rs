@@ -768,6 +768,38 @@ mod tests {
             s.snapshot(ViewName::AlsoBought).1,
             vec![ab(1, 1, 2, 1), ab(1, 2, 3, 1), ab(3, 1, 4, 1)]
         );
+        // reads from a start row give the rows at or after it, in dump order, whatever the
+        // start (a row of this view, present or not, or of a view before or after it)
+        let all_rows = s.snapshot(ViewName::AlsoBought).1;
+        let starts = [
+            ab(1, 1, 2, 1),
+            ab(1, 1, 2, 0),
+            ab(1, 1, 2, 5),
+            ab(1, 2, 0, 0),
+            ab(2, 0, 0, 0),
+            ab(3, 1, 4, 1),
+            ab(9, 0, 0, 0),
+            ViewRow::Revenue(RevenueRow::new(
+                Window::All,
+                Micros(0),
+                0,
+                Money(0),
+                Money(0),
+            )),
+            ViewRow::Recommendation(RecommendationRow {
+                customer_id: 0,
+                rank: 0,
+                product_id: 0,
+                score: 0,
+            }),
+        ];
+        for start in starts {
+            let got: Vec<ViewRow> = s.read(ViewName::AlsoBought, |_, rows| {
+                rows.from(Some(&start)).collect()
+            });
+            let want: Vec<ViewRow> = all_rows.iter().filter(|r| **r >= start).cloned().collect();
+            assert_eq!(got, want, "from {start:?}");
+        }
         // rows sent in for a derived view are refused
         s.apply(batch(4, vec![(ab(9, 1, 8, 1), 1)]));
         assert_eq!(s.anomalies(), 1);
