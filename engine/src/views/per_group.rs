@@ -123,11 +123,21 @@ where
                         return;
                     };
                     if data.iter().all(|(_, t, _)| *t == first) {
+                        // a small batch is copied out instead: taking the vector would make
+                        // timely allocate a new full-size buffer for its next batch (measured:
+                        // +5% on a one-order time in the views bench)
+                        let batch = if data.len() >= TAKE_WHOLE {
+                            std::mem::take(data)
+                        } else {
+                            let mut small = Vec::with_capacity(data.len());
+                            small.append(data);
+                            small
+                        };
                         pending
                             .entry(first)
                             .or_insert_with(|| Held::new(cap.delayed(&first, 0)))
                             .updates
-                            .push(std::mem::take(data));
+                            .push(batch);
                         return;
                     }
                     let mut data = data.drain(..).peekable();
@@ -234,6 +244,9 @@ where
         })
         .as_collection()
 }
+
+/// Input batches of at least this many updates are held as they came (see `per_group_with`).
+const TAKE_WHOLE: usize = 256;
 
 /// An input update: a group's change at a time.
 type Update<K, C> = ((K, C), Time, isize);
