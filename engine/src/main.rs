@@ -47,14 +47,10 @@ fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let source = sources::file::FileSource::new(args.file.clone()).with_dead_letters(dead);
     // the source thread parses and submits itself, in chunks (nothing waits for a single
     // transaction of a replay)
-    let mut submitter = engine.submitter().chunked();
-    let reader = std::thread::Builder::new().name("source".into()).spawn(
-        move || -> anyhow::Result<sources::file::FileStats> {
-            let stats = source.run_with(|| false, |tx| submitter.push(tx).is_ok())?;
-            submitter.flush()?;
-            Ok(stats)
-        },
-    )?;
+    let submitter = engine.submitter();
+    let reader = std::thread::Builder::new()
+        .name("source".into())
+        .spawn(move || submitter.submit_file(source))?;
     let stats = reader
         .join()
         .map_err(|_| anyhow::anyhow!("file reader panicked"))?

@@ -301,6 +301,19 @@ impl Submitter {
         s.send(txs).map_err(|_| anyhow::anyhow!("engine stopped"))
     }
 
+    /// Reads `source` to its end on the calling thread and submits its transactions in
+    /// chunks ([`Submitter::chunked`]): how `engine replay` feeds the engine, with no thread
+    /// between the parsing and the submit queue. Stops early if the engine stops.
+    pub fn submit_file(
+        self,
+        source: sources::file::FileSource,
+    ) -> anyhow::Result<sources::file::FileStats> {
+        let mut chunked = self.chunked();
+        let stats = source.run_with(|| false, |tx| chunked.push(tx).is_ok())?;
+        chunked.flush()?;
+        Ok(stats)
+    }
+
     /// A submitter that hands transactions over [`SUBMIT_CHUNK`] at a time, for a bulk source
     /// (a file replay) where nothing waits for a particular transaction until the end: call
     /// [`Chunked::flush`] when the source is done (dropping it flushes too, ignoring errors).

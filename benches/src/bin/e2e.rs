@@ -13,6 +13,7 @@
 //! CPU: process CPU seconds (user + system) of phase 1, so events per CPU-second can be read
 //! even when the machine is shared (wall time then says little).
 
+use benches::stat_cpu_secs;
 use engine::{Engine, EngineConfig};
 use sources::{Micros, Transaction};
 use std::io::Write;
@@ -264,16 +265,6 @@ fn threads_cpu() -> Vec<(String, f64)> {
     out
 }
 
-fn stat_cpu_secs(path: impl AsRef<Path>) -> f64 {
-    let stat = std::fs::read_to_string(path).unwrap_or_default();
-    // fields after the command name (which may contain spaces) start after the last ')'
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the name
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -318,7 +309,6 @@ fn main() -> anyhow::Result<()> {
     let file = a.file.clone();
     let t = Instant::now();
     let cpu0 = cpu_secs();
-    let mut txs = 0u64;
     let (stats, reader_cpu) = if a.relay {
         // the older hand-over: a channel to this thread, which submits one at a time
         let (io, eio) = sources::channel(256);
@@ -330,7 +320,6 @@ fn main() -> anyhow::Result<()> {
             })?;
         let sub = engine.submitter();
         for tx in eio.input.iter() {
-            txs += 1;
             sub.submit(tx)?;
         }
         let (r, cpu) = reader
@@ -339,30 +328,19 @@ fn main() -> anyhow::Result<()> {
         (r.map_err(anyhow::Error::from), cpu)
     } else {
         // as `engine replay` does: the reading thread submits, in chunks
-        let mut sub = engine.submitter().chunked();
+        let sub = engine.submitter();
         let reader = std::thread::Builder::new()
             .name("reader".into())
             .spawn(move || {
-                let mut n = 0u64;
-                let r = sources::file::FileSource::new(file).run_with(
-                    || false,
-                    |tx| {
-                        n += 1;
-                        sub.push(tx).is_ok()
-                    },
-                );
-                let r = r
-                    .map_err(anyhow::Error::from)
-                    .and_then(|s| sub.flush().map(|_| s));
-                (r, n, stat_cpu_secs("/proc/thread-self/stat"))
+                let r = sub.submit_file(sources::file::FileSource::new(file));
+                (r, stat_cpu_secs("/proc/thread-self/stat"))
             })?;
-        let (r, n, cpu) = reader
+        reader
             .join()
-            .map_err(|_| anyhow::anyhow!("reader panicked"))?;
-        txs = n;
-        (r, cpu)
+            .map_err(|_| anyhow::anyhow!("reader panicked"))?
     };
     let stats = stats?;
+    let txs = stats.transactions;
     let as_of = engine.sync();
     let secs = t.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu0;
@@ -391,7 +369,7 @@ fn main() -> anyhow::Result<()> {
         cpu,
         events as f64 / cpu.max(0.01)
     );
-    // the main thread hands the reader's transactions to the engine (as `engine replay` does)
+    // with `--relay 1`, the main thread ("e2e") hands the reader's transactions over
     let split: Vec<String> = per_thread
         .iter()
         .filter(|(_, s)| *s >= 0.01)
@@ -411,14 +389,14 @@ fn main() -> anyhow::Result<()> {
         heap as f64 / live as f64
     );
     let c = engine.counters();
+    let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+    let (updates, published) = (load(&c.updates_out), load(&c.rows_published));
     println!(
-        "  {} updates into the dataflow ({:.2} per event), {} view changes published ({:.2} per event)",
-        c.updates_out.load(std::sync::atomic::Ordering::Relaxed),
-        c.updates_out.load(std::sync::atomic::Ordering::Relaxed) as f64 / events as f64,
-        c.rows_published.load(std::sync::atomic::Ordering::Relaxed),
-        c.rows_published.load(std::sync::atomic::Ordering::Relaxed) as f64 / events as f64
+        "  {updates} updates into the dataflow ({:.2} per event), {published} view changes published ({:.2} per event)",
+        updates as f64 / events as f64,
+        published as f64 / events as f64
     );
-    let times = c.times_published.load(std::sync::atomic::Ordering::Relaxed);
+    let times = load(&c.times_published);
     println!(
         "  {times} engine times ({:.1} transactions per time)",
         txs as f64 / times.max(1) as f64

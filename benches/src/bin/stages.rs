@@ -49,15 +49,6 @@ fn args() -> Args {
     a
 }
 
-/// CPU seconds of the calling thread.
-fn thread_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 thread_local! {
     /// What the rig's worker (this thread) produced since the last time was taken.
     static OUT: RefCell<Vec<(ViewRow, isize)>> = RefCell::default();
@@ -73,7 +64,7 @@ fn parse(a: &Args) -> anyhow::Result<(Vec<Transaction>, f64)> {
     let file = a.file.clone();
     let reader = std::thread::spawn(move || {
         let r = sources::file::FileSource::new(file).run(io);
-        (r, thread_cpu())
+        (r, benches::stat_cpu_secs("/proc/thread-self/stat"))
     });
     let txs: Vec<Transaction> = eio.input.iter().collect();
     let (stats, cpu) = reader
