@@ -71,7 +71,7 @@ fn collect(
             truncated = true;
             break;
         }
-        out.push(r);
+        out.push(r.into_owned());
     }
     (out, truncated)
 }

@@ -345,8 +345,8 @@ impl Ingest {
     }
 
     /// An `OrderFacts` to fill, with the vectors of one used before when there is one: an
-    /// order's facts are built twice per change of it (before and after), and their five
-    /// vectors, allocated and freed each time, were a fifth of the ingest's time.
+    /// order's facts are built twice per change of it (before and after), and allocating and
+    /// freeing their vectors each time cost 8% of `Ingest::apply_into`'s instructions.
     fn spare_facts(&mut self) -> OrderFacts {
         self.spare_facts.pop().unwrap_or_default()
     }

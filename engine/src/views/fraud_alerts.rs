@@ -45,10 +45,10 @@ type CustomerOrders = Vec<(Micros, Money)>;
 
 /// The per-customer rules. Per customer, its live orders, sorted; a time's changes to a
 /// customer evaluate the rules over its orders after them, and the difference to the alerts
-/// it had (kept for the customers that have any, a handful) is emitted. This replaced a `reduce`, whose arranged input and output
-/// held ~60 B per live order and took ~8% of the worker at 1M orders; here an order is 16 B in
-/// its customer's vector (24 B with a multiplicity beside it, which is almost always 1: equal
-/// entries instead saved 10 MB of 425 MB live heap at 1M orders of the e2e bench), and a
+/// it had (kept for the customers that have any, a handful) is emitted. This replaced a
+/// `reduce`, whose arranged input and output held ~60 B per live order and took ~8% of the
+/// worker at 1M orders; here an order is 16 B in its customer's vector (24 B with a
+/// multiplicity beside it, which is almost always 1: equal entries instead saved 10 MB of 425 MB live heap at 1M orders of the e2e bench), and a
 /// customer holds ~10 orders, so evaluating is cheap. The alerts before a change are kept
 /// rather than evaluated a second time (the views bench's `fraud_alerts`: −11%).
 fn customer_rules<'s>(

@@ -143,13 +143,14 @@ where
                     let mut data = data.drain(..).peekable();
                     while let Some(u) = data.next() {
                         let time = u.1;
-                        let mut run = vec![u];
-                        run.extend(std::iter::from_fn(|| data.next_if(|(_, t, _)| *t == time)));
+                        let mut same_time = vec![u];
+                        same_time
+                            .extend(std::iter::from_fn(|| data.next_if(|(_, t, _)| *t == time)));
                         pending
                             .entry(time)
                             .or_insert_with(|| Held::new(cap.delayed(&time, 0)))
                             .updates
-                            .push(run);
+                            .push(same_time);
                     }
                 });
                 cut_input.for_each(|cap, data: &mut Vec<Cutoff>| {

@@ -135,8 +135,17 @@ fn net_changes<const M: usize>(
     by_id: &mut HashMap<i64, [isize; M]>,
 ) {
     if changes.len() > NET_BY_HASH {
-        return net_changes_by_hash(changes, out, by_id);
+        net_changes_by_hash(changes, out, by_id);
+    } else {
+        net_changes_by_sort(changes, out);
     }
+}
+
+/// [`net_changes`] by sorting every change by id (few changes).
+fn net_changes_by_sort<const M: usize>(
+    changes: &mut [((i64, [isize; M]), isize)],
+    out: &mut Vec<(i64, [isize; M])>,
+) {
     out.clear();
     changes.sort_unstable_by_key(|((id, _), _)| *id);
     for &((id, values), d) in changes.iter() {
@@ -227,7 +236,7 @@ impl<const M: usize, const R: usize> Summed<M, R> {
         // and sales: a cancelled or deleted order)
         let mut reread = [false; R];
         // ids that reach zero stay as zero entries until the end, and new ids wait in `fresh`
-        // (ascending, as the deltas are): positions found by binary search stay valid
+        // (ascending, as the deltas are): positions found stay valid
         let mut zeroed = false;
         fresh.clear();
         // the deltas ascend: each search starts where the previous one ended
@@ -266,22 +275,13 @@ impl<const M: usize, const R: usize> Summed<M, R> {
                     // a leader that grew still beats every outsider: it can only move up
                     (Some(i), Some(score)) if old_scores[r].is_some_and(|o| score >= o) => {
                         leaders[i].0 = Reverse(score);
-                        let mut j = i;
-                        while j > 0 && leaders[j] < leaders[j - 1] {
-                            leaders.swap(j, j - 1);
-                            j -= 1;
-                        }
+                        view_store::leaders::raise(leaders, i);
                     }
                     (Some(_), _) => reread[r] = true,
                     // an outsider that grew or arrived enters if it beats the n-th (the n+1-th
                     // drops out, and every other outsider ranked after it)
                     (None, Some(score)) => {
-                        let entry = (Reverse(score), id);
-                        if leaders.len() < n || leaders.last().is_some_and(|l| entry < *l) {
-                            let at = leaders.partition_point(|l| *l < entry);
-                            leaders.insert(at, entry);
-                            leaders.truncate(n);
-                        }
+                        view_store::leaders::offer(leaders, (Reverse(score), id), n)
                     }
                     (None, None) => {}
                 }
@@ -341,23 +341,9 @@ mod tests {
                     ((id, v), d)
                 })
                 .collect();
-            let mut by_hash = Vec::new();
-            let mut by_sort: Vec<(i64, [isize; 2])> = Vec::new();
+            let (mut by_hash, mut by_sort) = (Vec::new(), Vec::new());
             net_changes_by_hash(&changes, &mut by_hash, &mut by_id);
-            // the sorting path, whatever the length
-            by_sort.clear();
-            changes.sort_unstable_by_key(|((id, _), _)| *id);
-            for &((id, values), d) in &changes {
-                match by_sort.last_mut() {
-                    Some((last, net)) if *last == id => {
-                        for (s, v) in net.iter_mut().zip(values) {
-                            *s += v * d;
-                        }
-                    }
-                    _ => by_sort.push((id, values.map(|v| v * d))),
-                }
-            }
-            by_sort.retain(|(_, net)| *net != [0; 2]);
+            net_changes_by_sort(&mut changes, &mut by_sort);
             assert_eq!(by_hash, by_sort);
             let mut via = Vec::new();
             net_changes(&mut changes, &mut via, &mut by_id);

@@ -64,22 +64,11 @@ impl CoRow {
                     // a leader that grew can only move up
                     Some(i) if new > 0 && new >= old => {
                         leaders[i].0 = Reverse(new);
-                        let mut j = i;
-                        while j > 0 && leaders[j] < leaders[j - 1] {
-                            leaders.swap(j, j - 1);
-                            j -= 1;
-                        }
+                        crate::leaders::raise(leaders, i);
                     }
                     Some(_) => reread = true,
                     // an outsider that grew or arrived enters if it beats the K-th
-                    None if new > old => {
-                        let entry = (Reverse(new), q);
-                        if leaders.len() < k || leaders.last().is_some_and(|l| entry < *l) {
-                            let at = leaders.partition_point(|l| *l < entry);
-                            leaders.insert(at, entry);
-                            leaders.truncate(k);
-                        }
-                    }
+                    None if new > old => crate::leaders::offer(leaders, (Reverse(new), q), k),
                     // an outsider that shrank still ranks after every leader
                     None => {}
                 }

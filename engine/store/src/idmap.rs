@@ -79,9 +79,9 @@ impl<V: Copy> IdMap<V> {
 
     /// Replaces the value of each id of `changes` (ascending, each id once) by
     /// `f(id, current value, change)` (`None`: absent / remove), calling `f` once per change in
-    /// order. One binary search per change, within what is left of the row, and new ids merged
-    /// in with one pass over the row instead of one shift of its tail per id, which made
-    /// co-occurrence rows (hundreds of partners) the publish thread's largest cost.
+    /// order. One search per change, galloping from the previous one (see [`gallop`]), and new
+    /// ids merged in with one pass over the row instead of one shift of its tail per id, which
+    /// made co-occurrence rows (hundreds of partners) the publish thread's largest cost.
     pub(crate) fn update_sorted<D: Copy>(
         &mut self,
         changes: &[(i64, D)],

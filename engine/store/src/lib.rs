@@ -16,6 +16,7 @@
 
 mod co;
 mod idmap;
+pub mod leaders;
 pub mod recs;
 pub mod rows;
 pub mod status;
@@ -27,6 +28,7 @@ pub use rows::*;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use sources::{Lsn, Micros};
+use std::borrow::Cow;
 use std::collections::{btree_map, BTreeMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -247,13 +249,14 @@ impl<'a> Rows<'a> {
         self.len() == 0
     }
 
-    /// The rows in dump order, from the first at or after `start` (all with `None`).
-    pub fn from(self, start: Option<&ViewRow>) -> Box<dyn Iterator<Item = ViewRow> + 'a> {
+    /// The rows in dump order, from the first at or after `start` (all with `None`): borrowed
+    /// where the view keeps rows, so a filtered read copies only the rows it keeps.
+    pub fn from(self, start: Option<&ViewRow>) -> Box<dyn Iterator<Item = Cow<'a, ViewRow>> + 'a> {
         match (self, start) {
-            (Rows::Map(m), None) => Box::new(m.keys().cloned()),
+            (Rows::Map(m), None) => Box::new(m.keys().map(Cow::Borrowed)),
             (Rows::Map(m), Some(s)) => Box::new(
                 m.range::<ViewRow, _>((Bound::Included(s), Bound::Unbounded))
-                    .map(|(r, _)| r.clone()),
+                    .map(|(r, _)| Cow::Borrowed(r)),
             ),
             (Rows::AlsoBought(m), start) => {
                 let from = match start {
@@ -266,7 +269,8 @@ impl<'a> Rows<'a> {
                 Box::new(
                     m.range(from..)
                         .map(|(k, v)| co::also_bought_row(k, v))
-                        .skip_while(move |r| start.as_ref().is_some_and(|s| r < s)),
+                        .skip_while(move |r| start.as_ref().is_some_and(|s| r < s))
+                        .map(Cow::Owned),
                 )
             }
         }
@@ -462,11 +466,14 @@ impl ViewStore {
             });
         }
         let st = self.inner.state.read();
-        (st.as_of, st.rows(view).from(None).collect())
+        (
+            st.as_of,
+            st.rows(view).from(None).map(Cow::into_owned).collect(),
+        )
     }
 
     /// Reads one view under the read lock without copying it all (for filtered API reads).
-    /// The map of `recommendations` is always empty: use [`ViewStore::with_recommender`].
+    /// The rows of `recommendations` are always empty: use [`ViewStore::with_recommender`].
     pub fn read<R>(&self, view: ViewName, f: impl FnOnce(AsOf, Rows<'_>) -> R) -> R {
         let st = self.inner.state.read();
         f(st.as_of, st.rows(view))
@@ -519,10 +526,11 @@ impl ViewStore {
         let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
         let mut st = self.inner.state.write();
         let rows = match view {
-            Some(v) => st.rows(v).from(None).collect(),
+            Some(v) => st.rows(v).from(None).map(Cow::into_owned).collect(),
             None => ViewName::ALL
                 .iter()
                 .flat_map(|&v| st.rows(v).from(None))
+                .map(Cow::into_owned)
                 .collect(),
         };
         // Cannot fail: the channel is new and empty.
@@ -795,7 +803,7 @@ mod tests {
         ];
         for start in starts {
             let got: Vec<ViewRow> = s.read(ViewName::AlsoBought, |_, rows| {
-                rows.from(Some(&start)).collect()
+                rows.from(Some(&start)).map(Cow::into_owned).collect()
             });
             let want: Vec<ViewRow> = all_rows.iter().filter(|r| **r >= start).cloned().collect();
             assert_eq!(got, want, "from {start:?}");
