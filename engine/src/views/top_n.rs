@@ -1,30 +1,38 @@
 //! `top_n_by_sums`: per group, ids ranked by scores derived from sums kept per (group, id),
-//! by an operator of its own instead of differential's `count_total` + `reduce`.
+//! by an operator of its own instead of differential's `count_total` + `reduce`; a group may
+//! hold subgroups (top_products: a slot and its categories), each ranked on its own.
 //!
 //! Why not `reduce`: a reduce re-reads a key's whole input on every change of it, and the
 //! groups of the ranked views are large and busy (every product of a window, in every
 //! category scope). Bucketing the groups into two levels
 //! of reduces bounded that, but under load every bucket is touched at every time; the reduces
 //! were the largest cost of the engine (perf: ~20% of all CPU at 1M orders) and, with the
-//! count before them, held three arranged copies of every (group, id). Here each group is a
+//! count before them, held three arranged copies of every (group, id). Here each ranking is a
 //! sorted vector of ids and their sums plus the current leaders of each ranking: one entry
-//! per id, and a time's changes to a group cost O(changes × (n + log size)), plus one pass over
-//! the group when ids arrive or leave. A group is
+//! per id, and a time's changes to a ranking cost O(changes × (n + log size)), plus one pass
+//! over it when ids arrive or leave. A ranking is
 //! re-read only when a leader's score goes down or it leaves (an outsider may now rank before
 //! it): for counts and sales that is a cancelled or deleted order, which is rare.
 //!
-//! Semantics, identical to `count_total` + filter + ranking reduce: an id whose sums are all
-//! zero is absent; each ranking holds the ids with a score, by higher score then smaller id,
-//! numbered 1..=n. The output changes only where a rank's row changed (consolidated per time,
-//! like a reduce's output).
+//! Why subgroups inside a group, and not groups of their own: top_products ranks each sale
+//! line in its slot and in its slot's category. As two groups, every line was two records
+//! through a `flat_map`, the exchange and the holding (timely's per-record machinery was about
+//! half of the dataflow's instructions); as one group with subgroups it is one record, and
+//! every subgroup of a slot lives on the worker of the slot.
+//!
+//! Semantics, identical to `count_total` + filter + ranking reduce per (group, subgroup): an
+//! id whose sums are all zero is absent; each ranking holds the ids with a score, by higher
+//! score then smaller id, numbered 1..=n. The output changes only where a rank's row changed
+//! (consolidated per time, like a reduce's output).
 //!
 //! Time and exchange are [`super::per_group`]'s: a time's changes are applied when the input
-//! frontier passes it, in time order, netted per id first, so the output at time t is exactly
-//! the ranking of the input accumulated through t (the engine's times are totally ordered).
-//! Groups are exchanged by hash, so each worker ranks its share of groups, as a reduce would.
+//! frontier passes it, in time order, netted per (subgroup, id) first, so the output at time t
+//! is exactly the ranking of the input accumulated through t (the engine's times are totally
+//! ordered). Groups are exchanged by hash, so each worker ranks its share of groups, as a
+//! reduce would.
 //!
-//! State is compacted as it goes (an id at zero is removed, an empty group with it). It owns
-//! no other state and must not know what the groups mean.
+//! State is compacted as it goes (an id at zero is removed, an empty ranking with it, an empty
+//! group with them). It owns no other state and must not know what the groups mean.
 
 use super::per_group::{per_group_with, Call, Retiring};
 use super::Coll;
@@ -41,155 +49,281 @@ pub type SumPlace<const M: usize> = (usize, u32, i64, [isize; M]);
 /// of that ranking.
 pub type Scores<const M: usize, const R: usize> = fn(&[isize; M]) -> [Option<isize>; R];
 
-/// Per group, ids ranked `R` ways by scores derived from `M` sums: an update `(group, (id,
-/// values))` with multiplicity d adds d × values to the id's sums; an id whose sums are all
-/// zero is not there (as with `count_total`). For each ranking r, the first `n` ids with a
-/// score r, by higher score then smaller id: `(group, (r, rank, id, sums))`. The same as
-/// `count_total`, a filter and one ranking reduce per ranking over `(Reverse(score r), id, sums)`,
-/// without their state: top_products sums quantity and revenue and ranks by each, trending
-/// ranks by quantity minus the previous window's quantity. With `retiring`, a group whose
-/// window retention retires retracts its rows and is forgotten (see [`super::per_group`]).
+/// What an update adds to a group: `(id, subgroup, values)`. The id counts in the group's own
+/// ranking (subgroup `None`) and, with `Some(s)`, in subgroup s's ranking too.
+pub type SumItem<const M: usize> = (i64, Option<i64>, [isize; M]);
+
+/// Per group and subgroup, ids ranked `R` ways by scores derived from `M` sums: an update
+/// `(group, (id, sub, values))` with multiplicity d adds d × values to the id's sums in the
+/// group's own ranking and, when `sub` is `Some(s)`, in the group's subgroup s; an id whose
+/// sums are all zero is not there (as with `count_total`). For each ranking r, the first `n`
+/// ids with a score r, by higher score then smaller id: `(group, (sub, (r, rank, id, sums)))`
+/// (`sub` is `None` for the group's own ranking). The same as `count_total`, a filter and one
+/// ranking reduce per ranking over `(Reverse(score r), id, sums)` per (group, subgroup),
+/// without their state: top_products sums quantity and revenue per slot and category and ranks
+/// by each, trending ranks by quantity minus the previous window's quantity. With `retiring`,
+/// a group whose window retention retires retracts its rows (all its subgroups') and is
+/// forgotten (see [`super::per_group`]).
 pub fn top_n_by_sums<'s, K, const M: usize, const R: usize>(
-    items: Coll<'s, (K, (i64, [isize; M]))>,
+    items: Coll<'s, (K, SumItem<M>)>,
     n: usize,
     scores: Scores<M, R>,
     retiring: Option<Retiring<'s, K>>,
-) -> Coll<'s, (K, SumPlace<M>)>
+) -> Coll<'s, (K, (Option<i64>, SumPlace<M>))>
 where
     K: ExchangeData + Hash + Eq,
     [isize; M]: ExchangeData,
 {
-    let mut groups: HashMap<K, Summed<M, R>> = HashMap::default();
-    // scratch, reused across groups and times: the net change per id, the changed ids' sums
-    // before it, and the leaders before it
-    let mut deltas: Vec<(i64, [isize; M])> = Vec::new();
-    let mut olds: Vec<(i64, Option<[isize; M]>)> = Vec::new();
-    let mut before: [Vec<(Reverse<isize>, i64)>; R] = std::array::from_fn(|_| Vec::new());
-    let mut fresh: Vec<(i64, [isize; M])> = Vec::new();
-    let mut by_id: HashMap<i64, [isize; M]> = HashMap::default();
+    // per group, its own ranking (`None`) and its subgroups'
+    let mut groups: HashMap<K, HashMap<Option<i64>, Summed<M, R>>> = HashMap::default();
+    let mut netted = Netted::<M>::default();
+    let mut scratch = Scratch::default();
     per_group_with("TopNBySums", items, retiring, move |group, call, emit| {
         let changes = match call {
             Call::Changes(changes) => changes,
             Call::Retire => {
-                if let Some(summed) = groups.remove(group) {
+                for (sub, summed) in groups.remove(group).into_iter().flatten() {
                     for (ranking, leaders) in summed.leaders.iter().enumerate() {
                         for (rank, &(_, id)) in (1u32..).zip(leaders) {
-                            emit((ranking, rank, id, summed.sum(id)), -1);
+                            emit((sub, (ranking, rank, id, summed.sum(id))), -1);
                         }
                     }
                 }
                 return;
             }
         };
-        net_changes(changes, &mut deltas, &mut by_id);
-        if deltas.is_empty() {
+        netted.net(changes);
+        if netted.deltas.is_empty() {
             return;
         }
-        let summed = match groups.get_mut(group) {
+        let subs = match groups.get_mut(group) {
             Some(s) => s,
-            None => groups.entry(group.clone()).or_insert_with(Summed::new),
+            None => groups.entry(group.clone()).or_default(),
         };
-        for (b, l) in before.iter_mut().zip(&summed.leaders) {
-            b.clear();
-            b.extend_from_slice(l);
-        }
-        summed.apply(&deltas, n, scores, &mut fresh, &mut olds);
-        // A row shows every sum of its id, so a rank's row changes when its occupant changes
-        // or the occupant's sums do; only the ids in `deltas` have other sums than before.
-        let sums_before = |id: i64| match olds.binary_search_by_key(&id, |&(i, _)| i) {
-            Ok(i) => olds[i].1.unwrap_or([0; M]),
-            Err(_) => summed.sum(id),
-        };
-        let changed = |id: i64| olds.binary_search_by_key(&id, |&(i, _)| i).is_ok();
-        for (ranking, (before, after)) in before.iter().zip(&summed.leaders).enumerate() {
-            for (rank, i) in (1u32..).zip(0..before.len().max(after.len())) {
-                let (old, new) = (before.get(i).map(|l| l.1), after.get(i).map(|l| l.1));
-                if old == new && old.is_none_or(|id| !changed(id)) {
-                    continue;
-                }
-                let old = old.map(|id| (id, sums_before(id)));
-                let new = new.map(|id| (id, summed.sum(id)));
-                if old == new {
-                    continue;
-                }
-                if let Some((id, sums)) = old {
-                    emit((ranking, rank, id, sums), -1);
-                }
-                if let Some((id, sums)) = new {
-                    emit((ranking, rank, id, sums), 1);
-                }
+        let mut start = 0;
+        for &(sub, end) in &netted.runs {
+            let summed = subs.entry(sub).or_insert_with(Summed::new);
+            let deltas = &netted.deltas[start..end];
+            start = end;
+            summed.update(deltas, n, scores, &mut scratch, &mut |place, d| {
+                emit((sub, place), d)
+            });
+            if summed.sums.is_empty() {
+                subs.remove(&sub);
             }
         }
-        if summed.sums.is_empty() {
+        if subs.is_empty() {
             groups.remove(group);
         }
     })
 }
 
-/// The net change of each id's sums over one group's changes of one time (d × values summed
-/// per id), ascending by id, ids whose net change is zero left out. The changes arrive
-/// unconsolidated: several sales of one product in one batch become one change here.
-fn net_changes<const M: usize>(
-    changes: &mut [((i64, [isize; M]), isize)],
-    out: &mut Vec<(i64, [isize; M])>,
-    by_id: &mut HashMap<i64, [isize; M]>,
-) {
-    if changes.len() > NET_BY_HASH {
-        net_changes_by_hash(changes, out, by_id);
-    } else {
-        net_changes_by_sort(changes, out);
-    }
+/// Scratch of [`Summed::update`], reused across groups and times: the leaders before, the
+/// changed ids' sums before, and the ids new to a ranking.
+struct Scratch<const M: usize, const R: usize> {
+    before: [Vec<(Reverse<isize>, i64)>; R],
+    olds: Vec<(i64, Option<[isize; M]>)>,
+    fresh: Vec<(i64, [isize; M])>,
 }
 
-/// [`net_changes`] by sorting every change by id (few changes).
-fn net_changes_by_sort<const M: usize>(
-    changes: &mut [((i64, [isize; M]), isize)],
-    out: &mut Vec<(i64, [isize; M])>,
-) {
-    out.clear();
-    changes.sort_unstable_by_key(|((id, _), _)| *id);
-    for &((id, values), d) in changes.iter() {
-        let net = match out.last_mut() {
-            Some((last, net)) if *last == id => net,
-            _ => {
-                out.push((id, [0; M]));
-                &mut out.last_mut().expect("just pushed").1
-            }
-        };
-        for (s, v) in net.iter_mut().zip(values) {
-            *s += v * d;
+impl<const M: usize, const R: usize> Default for Scratch<M, R> {
+    fn default() -> Self {
+        Scratch {
+            before: std::array::from_fn(|_| Vec::new()),
+            olds: Vec::new(),
+            fresh: Vec::new(),
         }
     }
-    out.retain(|(_, net)| *net != [0; M]);
 }
 
-/// Above this many changes, [`net_changes`] sums per id in a hash map and sorts only the
-/// distinct ids: a busy group (every product's sales in the global scope of `all`) gets many
-/// changes of few ids per time, and sorting them all was ~15% of the dataflow's instructions.
+/// One group's changes of one time, netted per (subgroup, id): the net change of each id's
+/// sums (d × values summed), ids whose net change is zero left out. The changes arrive
+/// unconsolidated: several sales of one product in one batch become one change here.
+#[derive(Default)]
+struct Netted<const M: usize> {
+    /// `(id, net change)`: the group's own ranking's ascending by id, then each subgroup's,
+    /// ascending by (subgroup, id).
+    deltas: Vec<(i64, [isize; M])>,
+    /// `(subgroup, end)`: each ranking's deltas are `deltas[previous end..end]`, in the order
+    /// of `deltas`; rankings without a net change have none.
+    runs: Vec<(Option<i64>, usize)>,
+    /// Scratch: the group's own nets, and the subgroups' keyed by [`Key`].
+    own: Keyed<i64, M>,
+    subs: Keyed<Key, M>,
+}
+
+/// Above this many changes, nets are summed per key in a hash map and only the distinct keys
+/// sorted: a busy group (every product's sales in the slot `all`) gets many changes of few
+/// ids per time, and sorting them all was ~15% of the dataflow's instructions.
 const NET_BY_HASH: usize = 64;
 
-/// [`net_changes`] by summing per id first (`by_id` is scratch).
-fn net_changes_by_hash<const M: usize>(
-    changes: &[((i64, [isize; M]), isize)],
-    out: &mut Vec<(i64, [isize; M])>,
-    by_id: &mut HashMap<i64, [isize; M]>,
-) {
-    by_id.clear();
-    for &((id, values), d) in changes {
-        let net = by_id.entry(id).or_insert([0; M]);
-        for (s, v) in net.iter_mut().zip(values) {
-            *s += v * d;
+impl<const M: usize> Netted<M> {
+    fn net(&mut self, changes: &[(SumItem<M>, isize)]) {
+        let busy = changes.len() > NET_BY_HASH;
+        let scaled =
+            |&((id, sub, values), d): &(SumItem<M>, isize)| (id, sub, values.map(|v| v * d));
+        self.own
+            .net(changes.iter().map(scaled).map(|(id, _, v)| (id, v)), busy);
+        self.subs.net(
+            changes
+                .iter()
+                .map(scaled)
+                .filter_map(|(id, sub, v)| Some((Key::new(sub?, id), v))),
+            busy,
+        );
+        self.deltas.clear();
+        self.runs.clear();
+        self.deltas.extend_from_slice(&self.own.nets);
+        if !self.deltas.is_empty() {
+            self.runs.push((None, self.deltas.len()));
+        }
+        for &(key, net) in &self.subs.nets {
+            let sub = Some(key.sub());
+            if self.runs.last().is_none_or(|&(s, _)| s != sub) {
+                self.runs.push((sub, self.deltas.len()));
+            }
+            self.deltas.push((key.id(), net));
+            if let Some(last) = self.runs.last_mut() {
+                last.1 = self.deltas.len();
+            }
         }
     }
-    out.clear();
-    out.extend(by_id.drain().filter(|(_, net)| *net != [0; M]));
-    out.sort_unstable_by_key(|&(id, _)| id);
 }
 
-/// One group of [`top_n_by_sums`].
+/// Nets summed per key `K`, ascending by key, zero nets left out; reused.
+struct Keyed<K, const M: usize> {
+    nets: Vec<(K, [isize; M])>,
+    by_hash: HashMap<K, [isize; M]>,
+    /// The radix sort's second buffer.
+    spare: Vec<(K, [isize; M])>,
+}
+
+impl<K, const M: usize> Default for Keyed<K, M> {
+    fn default() -> Self {
+        Keyed {
+            nets: Vec::new(),
+            by_hash: HashMap::default(),
+            spare: Vec::new(),
+        }
+    }
+}
+
+impl<K: RadixKey + Ord + Hash, const M: usize> Keyed<K, M> {
+    /// Sums `changes` per key: in a hash map, then the distinct keys sorted (`busy`), or by
+    /// sorting every change (few changes).
+    fn net(&mut self, changes: impl Iterator<Item = (K, [isize; M])>, busy: bool) {
+        let nets = &mut self.nets;
+        nets.clear();
+        if busy {
+            let by_hash = &mut self.by_hash;
+            by_hash.clear();
+            for (key, values) in changes {
+                let net = by_hash.entry(key).or_insert([0; M]);
+                for (s, v) in net.iter_mut().zip(values) {
+                    *s += v;
+                }
+            }
+            nets.extend(by_hash.drain().filter(|(_, net)| *net != [0; M]));
+            radix_sort(nets, &mut self.spare);
+            return;
+        }
+        nets.extend(changes);
+        radix_sort(nets, &mut self.spare);
+        let mut out = 0;
+        for i in 0..nets.len() {
+            if out > 0 && nets[out - 1].0 == nets[i].0 {
+                let add = nets[i].1;
+                for (s, v) in nets[out - 1].1.iter_mut().zip(add) {
+                    *s += v;
+                }
+            } else {
+                nets[out] = nets[i];
+                out += 1;
+            }
+        }
+        nets.truncate(out);
+        nets.retain(|(_, net)| *net != [0; M]);
+    }
+}
+
+/// A key that orders as an unsigned integer does, for [`radix_sort`].
+trait RadixKey: Copy {
+    fn radix(self) -> u128;
+}
+
+impl RadixKey for i64 {
+    fn radix(self) -> u128 {
+        (self as u64 ^ Key::FLIP) as u128
+    }
+}
+
+impl RadixKey for Key {
+    fn radix(self) -> u128 {
+        self.0
+    }
+}
+
+/// Sorts by key (stable from 128 entries on; the callers have distinct keys or sum equal ones), `spare` as the second buffer: a least-significant-digit radix sort
+/// over only the bytes in which the keys differ (product ids differ in their low two or three
+/// bytes: two or three passes). Comparison sorts of a busy slot's nets were ~10% of the
+/// dataflow's instructions (callgrind).
+fn radix_sort<K: RadixKey, V: Copy>(v: &mut Vec<(K, V)>, spare: &mut Vec<(K, V)>) {
+    /// Below this, a comparison sort is cheaper than a pass over 256 counters.
+    const SMALL: usize = 128;
+    if v.len() < SMALL {
+        v.sort_unstable_by_key(|e| e.0.radix());
+        return;
+    }
+    let first = v[0].0.radix();
+    let differ = v.iter().fold(0, |acc, e| acc | (e.0.radix() ^ first));
+    spare.clear();
+    spare.extend_from_slice(v);
+    for byte in (0..16).filter(|b| (differ >> (b * 8)) & 0xff != 0) {
+        let digit = |e: &(K, V)| ((e.0.radix() >> (byte * 8)) & 0xff) as usize;
+        let mut at = [0usize; 256];
+        for e in v.iter() {
+            at[digit(e)] += 1;
+        }
+        let mut sum = 0;
+        for slot in at.iter_mut() {
+            (*slot, sum) = (sum, sum + *slot);
+        }
+        for e in v.iter() {
+            let d = digit(e);
+            spare[at[d]] = *e;
+            at[d] += 1;
+        }
+        std::mem::swap(v, spare);
+    }
+}
+
+/// `(subgroup, id)` packed into one integer that orders as the pair does: a slot's changes in
+/// its categories are sorted by it, and comparing `(Option<i64>, i64)` tuples made that sort
+/// twice as slow (callgrind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Key(u128);
+
+impl Key {
+    /// Flipping the sign bit makes i64 order the u64 order.
+    const FLIP: u64 = 1 << 63;
+
+    fn new(sub: i64, id: i64) -> Key {
+        Key((((sub as u64 ^ Self::FLIP) as u128) << 64) | (id as u64 ^ Self::FLIP) as u128)
+    }
+
+    fn sub(self) -> i64 {
+        ((self.0 >> 64) as u64 ^ Self::FLIP) as i64
+    }
+
+    fn id(self) -> i64 {
+        (self.0 as u64 ^ Self::FLIP) as i64
+    }
+}
+
+/// One ranking of [`top_n_by_sums`]: a group's own, or one of its subgroups'.
 struct Summed<const M: usize, const R: usize> {
     /// `(id, its sums)` ascending by id, never all zero (such ids are removed). A sorted
-    /// vector, not a hash map: there is a group per window and scope for the life of the
+    /// vector, not a hash map: there is a ranking per window and scope for the life of the
     /// window, and at hashbrown's load factor an entry cost ~38 B instead of 24 (69 MB of
     /// top_products' and 25 MB of trending's state at 1M orders of the e2e bench). A time's
     /// new ids are merged in one pass (see [`Summed::apply`]), so a busy group costs O(its
@@ -217,6 +351,51 @@ impl<const M: usize, const R: usize> Summed<M, R> {
     /// The sums of `id` (all zero when absent).
     fn sum(&self, id: i64) -> [isize; M] {
         self.get(id).unwrap_or([0; M])
+    }
+
+    /// Applies one time's net changes (one per id, ascending by id) and emits what changed in
+    /// the rankings: `(ranking, rank, id, sums)` retracted where a rank's row was, added where
+    /// it is now.
+    fn update(
+        &mut self,
+        deltas: &[(i64, [isize; M])],
+        n: usize,
+        scores: Scores<M, R>,
+        scratch: &mut Scratch<M, R>,
+        emit: &mut dyn FnMut(SumPlace<M>, isize),
+    ) {
+        for (b, l) in scratch.before.iter_mut().zip(&self.leaders) {
+            b.clear();
+            b.extend_from_slice(l);
+        }
+        self.apply(deltas, n, scores, &mut scratch.fresh, &mut scratch.olds);
+        let olds = &scratch.olds;
+        // A row shows every sum of its id, so a rank's row changes when its occupant changes
+        // or the occupant's sums do; only the ids in `deltas` have other sums than before.
+        let sums_before = |id: i64| match olds.binary_search_by_key(&id, |&(i, _)| i) {
+            Ok(i) => olds[i].1.unwrap_or([0; M]),
+            Err(_) => self.sum(id),
+        };
+        let changed = |id: i64| olds.binary_search_by_key(&id, |&(i, _)| i).is_ok();
+        for (ranking, (before, after)) in scratch.before.iter().zip(&self.leaders).enumerate() {
+            for (rank, i) in (1u32..).zip(0..before.len().max(after.len())) {
+                let (old, new) = (before.get(i).map(|l| l.1), after.get(i).map(|l| l.1));
+                if old == new && old.is_none_or(|id| !changed(id)) {
+                    continue;
+                }
+                let old = old.map(|id| (id, sums_before(id)));
+                let new = new.map(|id| (id, self.sum(id)));
+                if old == new {
+                    continue;
+                }
+                if let Some((id, sums)) = old {
+                    emit((ranking, rank, id, sums), -1);
+                }
+                if let Some((id, sums)) = new {
+                    emit((ranking, rank, id, sums), 1);
+                }
+            }
+        }
     }
 
     /// Applies one time's net changes of this group (one per id, ascending by id) and restores
@@ -323,31 +502,130 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use timely::dataflow::operators::Inspect;
 
-    /// Summing per id by hash (busy groups) nets exactly as sorting all changes does.
+    /// Netting per (subgroup, id), by hash (busy groups) and by sort (few changes), equals a
+    /// plain per-key sum; the runs split the deltas by subgroup, the group's own first.
+    /// The radix sort sorts as a stable comparison sort does (below its threshold, as any
+    /// sort: the same entries, keys ascending), for keys that differ in few or many bytes.
     #[test]
-    fn net_changes_by_hash_equals_by_sort() {
+    fn radix_sort_equals_a_stable_sort() {
+        fn check<K: RadixKey + Ord + std::fmt::Debug>(mut v: Vec<(K, usize)>) {
+            let mut want = v.clone();
+            want.sort_by_key(|e| e.0);
+            radix_sort(&mut v, &mut Vec::new());
+            if v.len() < 128 {
+                assert!(v.windows(2).all(|w| w[0].0 <= w[1].0));
+                v.sort();
+                want.sort();
+            }
+            assert_eq!(v, want);
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for round in 0..400 {
+            let len = rng.random_range(0..400);
+            let span: i64 = [4, 300, 70_000, i64::MAX][round % 4];
+            check(
+                (0..len)
+                    .map(|i| (rng.random_range(-span..span), i))
+                    .collect(),
+            );
+            check(
+                (0..len)
+                    .map(|i| {
+                        (
+                            Key::new(rng.random_range(-3..3), rng.random_range(-span..span)),
+                            i,
+                        )
+                    })
+                    .collect(),
+            );
+        }
+    }
+
+    /// Keys order as (subgroup, id) pairs do and give both back, at the extremes too.
+    #[test]
+    fn keys_order_and_round_trip_as_pairs() {
+        let edge = [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX];
+        let pairs: Vec<(i64, i64)> = edge
+            .iter()
+            .flat_map(|&s| edge.iter().map(move |&id| (s, id)))
+            .collect();
+        for &a in &pairs {
+            let ka = Key::new(a.0, a.1);
+            assert_eq!((ka.sub(), ka.id()), a);
+            for &b in &pairs {
+                assert_eq!(ka.cmp(&Key::new(b.0, b.1)), a.cmp(&b), "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    /// Netting per (subgroup, id), by hash (busy groups) and by sort (few changes), equals a
+    /// plain per-key sum; the runs split the deltas by ranking, the group's own first.
+    #[test]
+    fn netting_by_hash_and_by_sort_equal_a_plain_sum() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let mut by_id = HashMap::default();
         for _ in 0..300 {
             let len = rng.random_range(0..300);
-            let mut changes: Vec<((i64, [isize; 2]), isize)> = (0..len)
+            let changes: Vec<(SumItem<2>, isize)> = (0..len)
                 .map(|_| {
                     let id = rng.random_range(-5..40i64);
+                    let sub = rng.random_bool(0.6).then(|| rng.random_range(-2..4i64));
                     let v = [
                         rng.random_range(-3..4i64) as isize,
                         rng.random_range(0..3i64) as isize,
                     ];
                     let d = if rng.random_bool(0.7) { 1 } else { -1 };
-                    ((id, v), d)
+                    ((id, sub, v), d)
                 })
                 .collect();
-            let (mut by_hash, mut by_sort) = (Vec::new(), Vec::new());
-            net_changes_by_hash(&changes, &mut by_hash, &mut by_id);
-            net_changes_by_sort(&mut changes, &mut by_sort);
-            assert_eq!(by_hash, by_sort);
-            let mut via = Vec::new();
-            net_changes(&mut changes, &mut via, &mut by_id);
-            assert_eq!(via, by_sort);
+            let mut want: BTreeMap<(Option<i64>, i64), [isize; 2]> = BTreeMap::new();
+            for &((id, sub, v), d) in &changes {
+                for key in std::iter::once((None, id)).chain(sub.map(|s| (Some(s), id))) {
+                    let net = want.entry(key).or_default();
+                    net[0] += v[0] * d;
+                    net[1] += v[1] * d;
+                }
+            }
+            want.retain(|_, net| *net != [0, 0]);
+            let want: Vec<_> = want.into_iter().collect();
+            for busy in [false, true] {
+                let mut own: Keyed<i64, 2> = Keyed::default();
+                own.net(
+                    changes
+                        .iter()
+                        .map(|&((id, _, v), d)| (id, v.map(|x| x * d))),
+                    busy,
+                );
+                let mut subs: Keyed<Key, 2> = Keyed::default();
+                subs.net(
+                    changes.iter().filter_map(|&((id, sub, v), d)| {
+                        Some((Key::new(sub?, id), v.map(|x| x * d)))
+                    }),
+                    busy,
+                );
+                let got: Vec<_> = (own.nets.iter().map(|&(id, net)| ((None, id), net)))
+                    .chain(
+                        subs.nets
+                            .iter()
+                            .map(|&(k, net)| ((Some(k.sub()), k.id()), net)),
+                    )
+                    .collect();
+                assert_eq!(got, want, "busy {busy}");
+            }
+            let mut via = Netted::default();
+            via.net(&changes);
+            let mut start = 0;
+            let mut flat = Vec::new();
+            for &(sub, end) in &via.runs {
+                assert!(end > start, "a run is never empty");
+                flat.extend(
+                    via.deltas[start..end]
+                        .iter()
+                        .map(|&(id, net)| ((sub, id), net)),
+                );
+                start = end;
+            }
+            assert_eq!(start, via.deltas.len());
+            assert_eq!(flat, want);
         }
     }
 
@@ -416,21 +694,21 @@ mod tests {
             let mut input = worker.dataflow::<Time, _, _>(|scope| {
                 let (input, ids) = scope.new_collection::<(u8, i64), isize>();
                 let counted = top_n_by_sums(
-                    ids.clone().map(|(g, id)| (g, (id, [1]))),
+                    ids.clone().map(|(g, id)| (g, (id, None, [1]))),
                     n,
                     |s| [Some(s[0])],
                     None,
                 )
-                .map(|(g, (_, rank, id, [c]))| (g, (rank, id, c)));
+                .map(|(g, (_, (_, rank, id, [c])))| (g, (rank, id, c)));
                 // count_total's output (the old count retracted, the new added) as the sums'
                 // input, as top_products reads slot_sales
                 let ranked = top_n_by_sums(
-                    ids.count_total().map(|((g, id), c)| (g, (id, [c]))),
+                    ids.count_total().map(|((g, id), c)| (g, (id, None, [c]))),
                     n,
                     |s| [Some(s[0])],
                     None,
                 )
-                .map(|(g, (_, rank, id, [c]))| (g, (rank, id, c)));
+                .map(|(g, (_, (_, rank, id, [c])))| (g, (rank, id, c)));
                 let s1 = sink.clone();
                 counted.inner.inspect(move |((g, (r, id, c)), t, d)| {
                     s1.lock().unwrap().push((0, (*g, *r, *id, *c), *t, *d))
@@ -496,18 +774,20 @@ mod two_sums {
     use differential_dataflow::input::Input;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
     use std::sync::{Arc, Mutex};
     use timely::dataflow::operators::Inspect;
 
-    type Row = (u8, usize, u32, i64, [isize; 2]);
-    /// (group, (id, [quantity, revenue]))
-    type Item = (u8, (i64, [isize; 2]));
+    type Row = (u8, Option<i64>, usize, u32, i64, [isize; 2]);
+    /// (group, (id, subgroup, [quantity, revenue]))
+    type Item = (u8, SumItem<2>);
 
-    /// Quantities and prices as top_products sees them: a leader's revenue can change while
-    /// its quantity (and so its quantity rank) does not, and the row must still follow.
+    /// Quantities and prices as top_products sees them, in a group and its subgroups (a slot
+    /// and its categories; an id may move between subgroups, as a product between
+    /// categories): a leader's revenue can change while its quantity (and so its quantity
+    /// rank) does not, and the row must still follow.
     #[test]
-    fn both_rankings_show_current_sums_with_1_and_2_workers() {
+    fn both_rankings_show_current_sums_in_groups_and_subgroups_with_1_and_2_workers() {
         for seed in 0..20u64 {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let times: Vec<Vec<(Item, isize)>> = (0..30)
@@ -516,37 +796,43 @@ mod two_sums {
                         .map(|_| {
                             let group = rng.random_range(0..2u8);
                             let id = rng.random_range(0..6i64);
+                            let sub = rng.random_bool(0.7).then(|| rng.random_range(0..3i64));
                             let qty = rng.random_range(0..3i64) as isize;
                             let price = rng.random_range(0..4i64) as isize;
                             let d = if rng.random_bool(0.75) { 1 } else { -1 };
-                            ((group, (id, [qty, qty * price])), d)
+                            ((group, (id, sub, [qty, qty * price])), d)
                         })
                         .collect()
                 })
                 .collect();
             let n = 1 + seed as usize % 3;
-            // naive: sums through each time, each metric's first n of the non-zero ids
-            let mut sums: BTreeMap<(u8, i64), [isize; 2]> = BTreeMap::new();
+            // naive: sums through each time per (group, subgroup, id), each metric's first n
+            // of the non-zero ids of each (group, subgroup)
+            let mut sums: BTreeMap<(u8, Option<i64>, i64), [isize; 2]> = BTreeMap::new();
             let want: Vec<BTreeMap<Row, isize>> = times
                 .iter()
                 .map(|time| {
-                    for &((g, (id, [a, b])), d) in time {
-                        let s = sums.entry((g, id)).or_default();
-                        s[0] += a * d;
-                        s[1] += b * d;
+                    for &((g, (id, sub, [a, b])), d) in time {
+                        for key in std::iter::once(None).chain(sub.map(Some)) {
+                            let s = sums.entry((g, key, id)).or_default();
+                            s[0] += a * d;
+                            s[1] += b * d;
+                        }
                     }
                     sums.retain(|_, s| *s != [0, 0]);
+                    let scopes: BTreeSet<(u8, Option<i64>)> =
+                        sums.keys().map(|&(g, sub, _)| (g, sub)).collect();
                     let mut rows = BTreeMap::new();
-                    for g in 0..2u8 {
+                    for (g, sub) in scopes {
                         for m in 0..2 {
                             let mut ranked: Vec<(Reverse<isize>, i64, [isize; 2])> = sums
                                 .iter()
-                                .filter(|((gg, _), _)| *gg == g)
-                                .map(|(&(_, id), &s)| (Reverse(s[m]), id, s))
+                                .filter(|((gg, ss, _), _)| (*gg, *ss) == (g, sub))
+                                .map(|(&(_, _, id), &s)| (Reverse(s[m]), id, s))
                                 .collect();
                             ranked.sort();
                             for (rank, (_, id, s)) in (1u32..).zip(ranked.into_iter().take(n)) {
-                                rows.insert((g, m, rank, id, s), 1);
+                                rows.insert((g, sub, m, rank, id, s), 1);
                             }
                         }
                     }
@@ -562,10 +848,10 @@ mod two_sums {
                         let (input, items) = scope.new_collection();
                         top_n_by_sums(items, n, |s| [Some(s[0]), Some(s[1])], None)
                             .inner
-                            .inspect(move |((g, (m, rank, id, s)), t, d)| {
+                            .inspect(move |((g, (sub, (m, rank, id, s))), t, d)| {
                                 sink.lock()
                                     .unwrap()
-                                    .push(((*g, *m, *rank, *id, *s), *t, *d))
+                                    .push(((*g, *sub, *m, *rank, *id, *s), *t, *d))
                             });
                         input
                     });

@@ -2,42 +2,28 @@
 //! category) and metric (quantity or revenue), the first N products. A product ranks in its
 //! current category, also for old orders; products without a known category rank only globally.
 
-use super::shared::{retiring, slot_window, Shared, Slot};
+use super::shared::{retiring, slot_window, Shared};
 use super::top_n::top_n_by_sums;
 use super::{Coll, Inputs, ViewsConfig};
 use sources::Money;
 use view_store::{Metric, TopProductRow, ViewRow};
 
-/// A ranking's group: a slot and a scope (`None` global, or a category).
-type Scoped = (Slot, Option<i64>);
-
 /// The metrics, in the order of the sums ranked.
 const METRICS: [Metric; 2] = [Metric::Quantity, Metric::Revenue];
 
 pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // ((slot, scope), (product, [quantity, revenue])): each sale line globally and in its
-    // product's current category
-    let sales: Coll<'s, (Scoped, (i64, [isize; 2]))> =
-        shared
-            .slot_sales
-            .clone()
-            .flat_map(|(slot, (product, category, sums))| {
-                let global = ((slot, None), (product, sums));
-                let in_category = category.map(|c| ((slot, Some(c)), (product, sums)));
-                std::iter::once(global).chain(in_category)
-            });
-
-    // the first N of each (slot, scope) by quantity and by revenue, ties by smaller product id,
-    // while the slot's window is retained
-    let retained = retiring(&inputs.cutoffs, |(slot, _): &Scoped| slot_window(slot));
+    // the first N of each slot, globally and within each product's current category, by
+    // quantity and by revenue, ties by smaller product id, while the slot's window is retained;
+    // each sale line counts in its slot and, as its subgroup, in the slot's category
+    let retained = retiring(&inputs.cutoffs, slot_window);
     top_n_by_sums(
-        sales,
+        shared.slot_sales.clone(),
         cfg.top_n,
         |s| [Some(s[0]), Some(s[1])],
         Some(retained),
     )
     .map(
-        |(((window, start), category_id), (metric, rank, product_id, [qty, revenue]))| {
+        |((window, start), (category_id, (metric, rank, product_id, [qty, revenue])))| {
             ViewRow::TopProduct(TopProductRow {
                 window,
                 window_start: start,

@@ -21,8 +21,9 @@ pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
         .flat_map(move |(date, (product, qty, _, _))| {
             let qty = qty as isize;
             tumbling(windows.clone(), date).flat_map(move |(window, start)| {
-                let mine = ((window, start), (product, [qty, 0]));
-                let next = next_start(window, start).map(|n| ((window, n), (product, [0, qty])));
+                let mine = ((window, start), (product, None, [qty, 0]));
+                let next =
+                    next_start(window, start).map(|n| ((window, n), (product, None, [0, qty])));
                 std::iter::once(mine).chain(next)
             })
         });
@@ -38,17 +39,19 @@ pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
         |&[qty, prev]| [(qty > prev).then_some(qty - prev)],
         Some(retained),
     )
-    .map(|((window, start), (_, rank, product_id, [qty, prev]))| {
-        ViewRow::Trending(TrendingRow {
-            window,
-            window_start: Some(start),
-            rank,
-            product_id,
-            quantity: qty as i64,
-            prev_quantity: prev as i64,
-            growth: (qty - prev) as i64,
-        })
-    })
+    .map(
+        |((window, start), (_, (_, rank, product_id, [qty, prev])))| {
+            ViewRow::Trending(TrendingRow {
+                window,
+                window_start: Some(start),
+                rank,
+                product_id,
+                quantity: qty as i64,
+                prev_quantity: prev as i64,
+                growth: (qty - prev) as i64,
+            })
+        },
+    )
 }
 
 #[cfg(test)]
