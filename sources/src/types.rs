@@ -328,8 +328,25 @@ impl Table {
     /// From a SQL table name, also schema-qualified (`public.orders`) or a Debezium topic
     /// (`ecommerce-cdc.public.orders`): the last dot-separated part decides.
     pub fn from_name(name: &str) -> Option<Table> {
-        let last = name.rsplit('.').next().unwrap_or(name);
-        Table::ALL.into_iter().find(|t| t.name() == last)
+        // a byte search and one match (by length, then bytes) rather than a reverse split and
+        // a string comparison per table: every event names its table
+        let last = match memchr::memrchr(b'.', name.as_bytes()) {
+            Some(dot) => &name[dot + 1..],
+            None => name,
+        };
+        Some(match last {
+            "categories" => Table::Categories,
+            "customers" => Table::Customers,
+            "products" => Table::Products,
+            "payments" => Table::Payments,
+            "shipments" => Table::Shipments,
+            "orders" => Table::Orders,
+            "order_items" => Table::OrderItems,
+            "carts" => Table::Carts,
+            "wishlists" => Table::Wishlists,
+            "product_views" => Table::ProductViews,
+            _ => return None,
+        })
     }
 }
 
@@ -785,5 +802,28 @@ mod tests {
             Table::from_name("ecommerce-cdc.public.order_items"),
             Some(Table::OrderItems)
         );
+    }
+
+    #[test]
+    fn every_table_is_found_by_its_name_alone_or_qualified() {
+        for t in Table::ALL {
+            assert_eq!(Table::from_name(t.name()), Some(t));
+            assert_eq!(
+                Table::from_name(&format!("shop.public.{}", t.name())),
+                Some(t)
+            );
+            assert_eq!(Table::from_name(&format!("{}.x", t.name())), None);
+        }
+        for bad in [
+            "",
+            ".",
+            "order",
+            "orders ",
+            "ORDERS",
+            "public.",
+            "orders.items",
+        ] {
+            assert_eq!(Table::from_name(bad), None, "{bad:?}");
+        }
     }
 }

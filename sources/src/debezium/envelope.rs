@@ -327,6 +327,9 @@ fn meta_u64(raw: Option<Raw>, what: &str) -> Result<Option<u64>, ParseError> {
     if t == "null" {
         return Ok(None);
     }
+    if let Some(n) = plain_u64(t) {
+        return Ok(Some(n));
+    }
     let t = t.trim_matches('"');
     t.parse::<u64>()
         .map(Some)
@@ -337,11 +340,27 @@ fn meta_u64(raw: Option<Raw>, what: &str) -> Result<Option<u64>, ParseError> {
         })
 }
 
+/// The common case of a metadata number: 1 to 19 plain digits (always below 10^19, so no
+/// overflow), read without trimming, splitting or `parse`'s generality (every event has two).
+/// `None` leaves the text to the general path, which accepts or words the error.
+fn plain_u64(t: &str) -> Option<u64> {
+    let b = t.as_bytes();
+    if b.is_empty() || b.len() > 19 {
+        return None;
+    }
+    b.iter().try_fold(0u64, |n, &c| {
+        c.is_ascii_digit().then(|| n * 10 + u64::from(c - b'0'))
+    })
+}
+
 fn meta_lsn(raw: Option<Raw>, what: &str) -> Result<Option<Lsn>, ParseError> {
     let Some(raw) = raw else { return Ok(None) };
     let t = raw.get();
     if t == "null" {
         return Ok(None);
+    }
+    if let Some(n) = plain_u64(t) {
+        return Ok(Some(Lsn(n)));
     }
     // Debezium prints `source.lsn` as a number; `16/B374D848` text is accepted too.
     t.trim_matches('"')
@@ -488,4 +507,60 @@ fn parse_flattened(
             data_collection_order: t.data_collection_order,
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path reads exactly what the general one does, and leaves everything else to it.
+    #[test]
+    fn plain_u64_agrees_with_the_general_path() {
+        let cases = [
+            "0",
+            "7",
+            "0001",
+            "18446744073709551615",
+            "9999999999999999999",
+            "10000000000000000000",
+            "",
+            "-1",
+            "+1",
+            "1.0",
+            "1e3",
+            "\"42\"",
+            " 42",
+            "16/B374D848",
+            "null",
+            "4٢",
+        ];
+        for t in cases {
+            if let Some(n) = plain_u64(t) {
+                assert_eq!(t.parse::<u64>(), Ok(n), "{t:?}");
+                assert_eq!(t.parse::<Lsn>(), Ok(Lsn(n)), "{t:?}");
+            } else {
+                assert!(
+                    t.len() > 19 || !t.bytes().all(|c| c.is_ascii_digit()) || t.is_empty(),
+                    "{t:?} should take the fast path"
+                );
+            }
+            let raw = Some(Raw(t));
+            let general = t.trim_matches('"').parse::<u64>().ok();
+            match meta_u64(raw, "txId") {
+                Ok(got) => assert_eq!(got, if t == "null" { None } else { general }, "{t:?}"),
+                Err(_) => assert_eq!(general, None, "{t:?}"),
+            }
+        }
+        let mut x: u64 = 1;
+        for _ in 0..10_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let t = (x >> (x % 64)).to_string();
+            match plain_u64(&t) {
+                Some(n) => assert_eq!(t.parse(), Ok(n), "{t:?}"),
+                None => assert_eq!(t.len(), 20, "{t:?} should take the fast path"),
+            }
+        }
+    }
 }
