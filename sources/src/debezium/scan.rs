@@ -561,7 +561,7 @@ mod tests {
             let bytes: Vec<u8> = (0..len)
                 .map(|k| {
                     let r = x.rotate_left(k as u32 * 5);
-                    if r % 5 == 0 {
+                    if r.is_multiple_of(5) {
                         alphabet[(r >> 8) as usize % alphabet.len()]
                     } else {
                         b'a' + (r >> 16) as u8 % 26
