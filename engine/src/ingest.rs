@@ -57,16 +57,18 @@ pub(crate) fn consolidate<D: Ord>(v: &mut Vec<(D, isize)>) {
         v.retain(|(_, r)| *r != 0);
         return;
     }
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out: Vec<(D, isize)> = Vec::with_capacity(v.len());
-    for (d, r) in v.drain(..) {
-        match out.last_mut() {
-            Some((last, lr)) if *last == d => *lr += r,
-            _ => out.push((d, r)),
+    // unstable and in place: equal records are merged, so their order does not matter, and a
+    // stable sort's buffer plus a second vector were allocated per input and time
+    v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // `dedup_by` hands the later of two neighbours first: its diff joins the kept one
+    v.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 += later.1;
         }
-    }
-    out.retain(|(_, r)| *r != 0);
-    *v = out;
+        same
+    });
+    v.retain(|(_, r)| *r != 0);
 }
 
 fn delta<V: Copy>(key: i64, d: crate::upsert::Delta<V>, out: &mut Vec<((i64, V), isize)>) {
@@ -495,6 +497,30 @@ fn pair_changes(old: &[i64], new: &[i64], out: &mut Vec<((i64, i64), isize)>) {
 mod tests {
     use super::*;
     use sources::*;
+
+    /// Consolidation sums the diffs of equal records, drops zeros and sorts, as a map does.
+    #[test]
+    fn consolidate_equals_a_sum_per_record() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for round in 0..2_000 {
+            let mut v: Vec<((i64, String), isize)> = (0..round % 70)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    let d = [1, -1, 2, -2][(x >> 5) as usize % 4];
+                    (((x % 7) as i64, format!("{}", (x >> 9) % 3)), d)
+                })
+                .collect();
+            let mut want: std::collections::BTreeMap<(i64, String), isize> = Default::default();
+            for (k, d) in &v {
+                *want.entry(k.clone()).or_default() += d;
+            }
+            want.retain(|_, d| *d != 0);
+            consolidate(&mut v);
+            assert_eq!(v, want.into_iter().collect::<Vec<_>>());
+        }
+    }
 
     const MIN: i64 = 60_000_000;
     const HOUR: i64 = 60 * MIN;

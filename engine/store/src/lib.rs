@@ -342,11 +342,19 @@ impl ViewStore {
         let st = &mut *guard;
         let mut anomalies = 0u64;
         let mut co_deltas: Vec<(i64, i64, i64)> = Vec::new();
+        // applied after the loop, in order, a customer's run at a time; they touch nothing the
+        // other deltas or rows do (customers' browses are another field of the customer)
+        let mut interactions: Vec<(i64, i64, InteractionKind, i64)> = Vec::new();
         for (row, diff) in &batch.changes {
             match row {
                 ViewRow::RecsIndex(RecsDelta::CoPurchase { product, other }) => {
                     co_deltas.push((*product, *other, *diff));
                 }
+                ViewRow::RecsIndex(RecsDelta::Interaction {
+                    customer,
+                    product,
+                    kind,
+                }) => interactions.push((*customer, *product, *kind, *diff)),
                 ViewRow::RecsIndex(delta) => {
                     if !st.recs.apply(delta, *diff) {
                         anomalies += 1;
@@ -375,6 +383,7 @@ impl ViewStore {
                 }
             }
         }
+        anomalies += st.recs.apply_interactions(&interactions);
         batch.changes.retain(|(row, _)| {
             !matches!(
                 row,

@@ -114,6 +114,34 @@ impl CustomerIdx {
         self.touched.is_empty() && self.browses.is_empty()
     }
 
+    /// Adds `diff` interactions of `kind` with `product`; false (and nothing changed) when a
+    /// sum would go negative or past `u32`.
+    fn touch(&mut self, product: i64, kind: InteractionKind, diff: i64) -> bool {
+        let mut t = self.touched.get(product).unwrap_or(Touched {
+            weight: 0,
+            exclusions: 0,
+        });
+        let weight = diff
+            .checked_mul(kind.weight())
+            .and_then(|d| add_u32(t.weight, d));
+        let exclusions = if kind.excludes() {
+            add_u32(t.exclusions, diff)
+        } else {
+            Some(t.exclusions)
+        };
+        let ok = match (weight, exclusions) {
+            (Some(w), Some(e)) => {
+                t.weight = w;
+                t.exclusions = e;
+                true
+            }
+            _ => false,
+        };
+        let kept = t.weight > 0 || t.exclusions > 0;
+        self.touched.set(product, kept.then_some(t));
+        ok
+    }
+
     fn excluded(&self, product: i64) -> bool {
         self.touched.get(product).is_some_and(|t| t.exclusions > 0)
     }
@@ -151,35 +179,7 @@ impl RecsIndex {
                 customer,
                 product,
                 kind,
-            } => {
-                let c = self.customers.entry(customer).or_default();
-                let mut t = c.touched.get(product).unwrap_or(Touched {
-                    weight: 0,
-                    exclusions: 0,
-                });
-                let weight = diff
-                    .checked_mul(kind.weight())
-                    .and_then(|d| add_u32(t.weight, d));
-                let exclusions = if kind.excludes() {
-                    add_u32(t.exclusions, diff)
-                } else {
-                    Some(t.exclusions)
-                };
-                let ok = match (weight, exclusions) {
-                    (Some(w), Some(e)) => {
-                        t.weight = w;
-                        t.exclusions = e;
-                        true
-                    }
-                    _ => false,
-                };
-                let kept = t.weight > 0 || t.exclusions > 0;
-                c.touched.set(product, kept.then_some(t));
-                if c.is_empty() {
-                    self.customers.remove(&customer);
-                }
-                ok
-            }
+            } => self.apply_interactions(&[(customer, product, kind, diff)]) == 0,
             RecsDelta::Browse { customer, category } => {
                 let c = self.customers.entry(customer).or_default();
                 let i = match c.browses.binary_search_by_key(&category, |b| b.0) {
@@ -221,6 +221,33 @@ impl RecsIndex {
             // batch's pairs together (`crate::co::apply_batch`), never one by one here
             RecsDelta::CoPurchase { .. } => false,
         }
+    }
+
+    /// Applies interaction deltas `(customer, product, kind, diff)` in order, as [`apply`]
+    /// would one by one; returns how many did not fit. A run of one customer's deltas finds the
+    /// customer once: the engine sends a customer's purchases together (its updates are
+    /// consolidated, so sorted by customer), and a B-tree search per delta missed the cache at
+    /// most levels (perf: the index was the store's largest cost).
+    ///
+    /// [`apply`]: RecsIndex::apply
+    pub(crate) fn apply_interactions(
+        &mut self,
+        deltas: &[(i64, i64, InteractionKind, i64)],
+    ) -> u64 {
+        let mut refused = 0;
+        for run in deltas.chunk_by(|a, b| a.0 == b.0) {
+            let customer = run[0].0;
+            let c = self.customers.entry(customer).or_default();
+            for &(_, product, kind, diff) in run {
+                if !c.touch(product, kind, diff) {
+                    refused += 1;
+                }
+            }
+            if c.is_empty() {
+                self.customers.remove(&customer);
+            }
+        }
+        refused
     }
 
     pub(crate) fn customer_count(&self) -> usize {
