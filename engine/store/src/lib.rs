@@ -395,9 +395,21 @@ impl ViewStore {
                 co::apply_batch(&mut st.recs.co, co_deltas, st.k, &mut st.also_bought);
             anomalies += refused;
             if !also_bought.is_empty() {
-                batch.changes.extend(also_bought);
-                // retractions first over the whole batch again (a stable sort of two runs)
-                batch.changes.sort_by_key(|(_, r)| *r > 0);
+                // retractions first over the whole batch again: the view's retractions join the
+                // batch's, its insertions follow (one move of the batch's insertions, where a
+                // stable sort copied the whole batch twice)
+                let at = batch.changes.partition_point(|(_, r)| *r < 0);
+                if batch.changes[at..].iter().all(|(_, r)| *r >= 0) {
+                    let mut also_bought = also_bought;
+                    let inserted =
+                        also_bought.split_off(also_bought.partition_point(|(_, r)| *r < 0));
+                    batch.changes.splice(at..at, also_bought);
+                    batch.changes.extend(inserted);
+                } else {
+                    // a batch that came in unordered: as before, sorted whole
+                    batch.changes.extend(also_bought);
+                    batch.changes.sort_by_key(|(_, r)| *r > 0);
+                }
             }
         }
         if anomalies > 0 {
@@ -598,6 +610,64 @@ mod tests {
             Money(100 * n),
             Money::ZERO,
         ))
+    }
+
+    /// The `also_bought` changes a batch's co-occurrence deltas cause are merged into what
+    /// subscribers get as a stable sort by sign would: retractions first, each run in order.
+    #[test]
+    fn also_bought_changes_join_the_batch_retractions_first() {
+        use crate::co::tests::ab;
+        let co = |p, q| {
+            ViewRow::RecsIndex(RecsDelta::CoPurchase {
+                product: p,
+                other: q,
+            })
+        };
+        let s = ViewStore::new();
+        let mut sub = s.subscribe(None);
+        let at = |time| AsOf {
+            time,
+            lsn: None,
+            published_at: None,
+        };
+        s.apply(ChangeBatch {
+            as_of: at(1),
+            changes: vec![(rev(0, 1), 1), (co(1, 2), 1), (co(2, 1), 1)],
+        });
+        // 1's partner changes from 2 to 3 (retract, insert), revenue moves
+        s.apply(ChangeBatch {
+            as_of: at(2),
+            changes: vec![
+                (rev(0, 1), -1),
+                (co(1, 2), -1),
+                (co(2, 1), -1),
+                (co(1, 3), 1),
+                (co(3, 1), 1),
+                (rev(0, 2), 1),
+            ],
+        });
+        let mut got = Vec::new();
+        while let Ok(feed) = sub.try_recv() {
+            if let Feed::Changes(b) = feed {
+                got.push(b.changes.clone());
+            }
+        }
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[0],
+            vec![(rev(0, 1), 1), (ab(1, 1, 2, 1), 1), (ab(2, 1, 1, 1), 1)]
+        );
+        assert_eq!(
+            got[1],
+            vec![
+                (rev(0, 1), -1),
+                (ab(1, 1, 2, 1), -1),
+                (ab(2, 1, 1, 1), -1),
+                (rev(0, 2), 1),
+                (ab(1, 1, 3, 1), 1),
+                (ab(3, 1, 1, 1), 1),
+            ]
+        );
     }
 
     #[test]
