@@ -757,7 +757,10 @@ pub fn store_batch(
 ) -> ChangeBatch {
     views::index::deltas(index, &mut changes);
     crate::ingest::consolidate(&mut changes);
-    changes.sort_by_key(|(_, r)| *r > 0);
+    // a stable partition by sign, in one pass that moves each insertion once (a stable sort
+    // allocated and copied the whole batch)
+    let insertions: Vec<(ViewRow, isize)> = changes.extract_if(.., |(_, r)| *r > 0).collect();
+    changes.extend(insertions);
     ChangeBatch {
         as_of,
         changes: changes
@@ -773,4 +776,48 @@ pub fn now() -> Micros {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     Micros(d.as_micros() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sources::Money;
+    use view_store::{RevenueRow, Window};
+
+    fn rev(start: i64, n: i64) -> ViewRow {
+        ViewRow::Revenue(RevenueRow::new(
+            Window::Size(60_000_000),
+            Micros(start),
+            n,
+            Money(100 * n),
+            Money::ZERO,
+        ))
+    }
+
+    /// A batch is consolidated, then retractions first, each run in row order (as a stable
+    /// sort by sign of the consolidated rows).
+    #[test]
+    fn store_batch_consolidates_then_puts_retractions_first() {
+        let changes = vec![
+            (rev(3, 1), 1),
+            (rev(1, 1), -1),
+            (rev(2, 1), 1),
+            (rev(2, 1), -1),
+            (rev(0, 1), 1),
+            (rev(5, 1), -1),
+            (rev(4, 1), 2),
+            (rev(4, 1), -1),
+        ];
+        let b = store_batch(changes, IndexUpdates::default(), AsOf::default());
+        assert_eq!(
+            b.changes,
+            vec![
+                (rev(1, 1), -1),
+                (rev(5, 1), -1),
+                (rev(0, 1), 1),
+                (rev(3, 1), 1),
+                (rev(4, 1), 1),
+            ]
+        );
+    }
 }
