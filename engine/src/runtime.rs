@@ -758,8 +758,9 @@ pub fn store_batch(
     views::index::deltas(index, &mut changes);
     crate::ingest::consolidate(&mut changes);
     // a stable partition by sign, in one pass that moves each insertion once (a stable sort
-    // allocated and copied the whole batch)
-    let insertions: Vec<(ViewRow, isize)> = changes.extract_if(.., |(_, r)| *r > 0).collect();
+    // allocated and copied the whole batch); sized first, so the insertions never regrow
+    let mut insertions = Vec::with_capacity(changes.iter().filter(|(_, r)| *r > 0).count());
+    insertions.extend(changes.extract_if(.., |(_, r)| *r > 0));
     changes.extend(insertions);
     ChangeBatch {
         as_of,
