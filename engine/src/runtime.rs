@@ -785,20 +785,22 @@ mod tests {
     use sources::Money;
     use view_store::{RevenueRow, Window};
 
-    fn rev(start: i64, n: i64) -> ViewRow {
-        ViewRow::Revenue(RevenueRow::new(
-            Window::Size(60_000_000),
-            Micros(start),
-            n,
-            Money(100 * n),
-            Money::ZERO,
-        ))
-    }
-
     /// A batch is consolidated, then retractions first, each run in row order (as a stable
     /// sort by sign of the consolidated rows).
     #[test]
     fn store_batch_consolidates_then_puts_retractions_first() {
+        // one revenue row per minute window starting at `start` µs
+        let rev = |start: i64, orders: i64| {
+            let money = Money(100 * orders);
+            let minute = Window::Size(60_000_000);
+            ViewRow::Revenue(RevenueRow::new(
+                minute,
+                Micros(start),
+                orders,
+                money,
+                Money::ZERO,
+            ))
+        };
         let changes = vec![
             (rev(3, 1), 1),
             (rev(1, 1), -1),
