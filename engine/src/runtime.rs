@@ -367,8 +367,7 @@ impl Drop for Chunked {
     /// A forgotten flush must not lose transactions silently.
     fn drop(&mut self) {
         if !self.buf.is_empty() {
-            let chunk = std::mem::take(&mut self.buf);
-            if let Err(e) = self.submitter.submit_many(chunk) {
+            if let Err(e) = self.flush() {
                 tracing::warn!(error = %e, "transactions queued in a chunk were not submitted");
             }
         }
@@ -757,18 +756,12 @@ pub fn store_batch(
 ) -> ChangeBatch {
     views::index::deltas(index, &mut changes);
     crate::ingest::consolidate(&mut changes);
-    // a stable partition by sign, in one pass that moves each insertion once (a stable sort
-    // allocated and copied the whole batch); sized first, so the insertions never regrow
-    let mut insertions = Vec::with_capacity(changes.iter().filter(|(_, r)| *r > 0).count());
-    insertions.extend(changes.extract_if(.., |(_, r)| *r > 0));
-    changes.extend(insertions);
-    ChangeBatch {
-        as_of,
-        changes: changes
-            .into_iter()
-            .map(|(row, r)| (row, r as i64))
-            .collect(),
-    }
+    let mut changes: Vec<(ViewRow, i64)> = changes
+        .into_iter()
+        .map(|(row, r)| (row, r as i64))
+        .collect();
+    view_store::retractions_first(&mut changes);
+    ChangeBatch { as_of, changes }
 }
 
 /// Wall-clock now.

@@ -177,15 +177,10 @@ impl<const M: usize> Netted<M> {
         if !self.deltas.is_empty() {
             self.runs.push((None, self.deltas.len()));
         }
-        for &(key, net) in &self.subs.nets {
-            let sub = Some(key.sub());
-            if self.runs.last().is_none_or(|&(s, _)| s != sub) {
-                self.runs.push((sub, self.deltas.len()));
-            }
-            self.deltas.push((key.id(), net));
-            if let Some(last) = self.runs.last_mut() {
-                last.1 = self.deltas.len();
-            }
+        for run in self.subs.nets.chunk_by(|a, b| a.0.sub() == b.0.sub()) {
+            self.deltas
+                .extend(run.iter().map(|&(key, net)| (key.id(), net)));
+            self.runs.push((Some(run[0].0.sub()), self.deltas.len()));
         }
     }
 }
@@ -229,19 +224,16 @@ impl<K: RadixKey + Ord + Hash, const M: usize> Keyed<K, M> {
         }
         nets.extend(changes);
         radix_sort(nets, &mut self.spare);
-        let mut out = 0;
-        for i in 0..nets.len() {
-            if out > 0 && nets[out - 1].0 == nets[i].0 {
-                let add = nets[i].1;
-                for (s, v) in nets[out - 1].1.iter_mut().zip(add) {
+        // `dedup_by` hands the later of two neighbours first: its net joins the kept one
+        nets.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                for (s, v) in kept.1.iter_mut().zip(later.1) {
                     *s += v;
                 }
-            } else {
-                nets[out] = nets[i];
-                out += 1;
             }
-        }
-        nets.truncate(out);
+            same
+        });
         nets.retain(|(_, net)| *net != [0; M]);
     }
 }
@@ -263,13 +255,16 @@ impl RadixKey for Key {
     }
 }
 
-/// Sorts by key (stable from 128 entries on; the callers have distinct keys or sum equal ones), `spare` as the second buffer: a least-significant-digit radix sort
-/// over only the bytes in which the keys differ (product ids differ in their low two or three
-/// bytes: two or three passes). Comparison sorts of a busy slot's nets were ~10% of the
+/// Below this many entries, [`radix_sort`] sorts by comparison: cheaper than a pass over 256
+/// counters.
+const SMALL: usize = 128;
+
+/// Sorts by key, `spare` as the second buffer: a least-significant-digit radix sort over only
+/// the bytes in which the keys differ (product ids differ in their low two or three bytes: two
+/// or three passes). Stable from [`SMALL`] entries on; below, unstable (the callers have
+/// distinct keys or sum equal ones). Comparison sorts of a busy slot's nets were ~10% of the
 /// dataflow's instructions (callgrind).
 fn radix_sort<K: RadixKey, V: Copy>(v: &mut Vec<(K, V)>, spare: &mut Vec<(K, V)>) {
-    /// Below this, a comparison sort is cheaper than a pass over 256 counters.
-    const SMALL: usize = 128;
     if v.len() < SMALL {
         v.sort_unstable_by_key(|e| e.0.radix());
         return;
@@ -502,8 +497,6 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use timely::dataflow::operators::Inspect;
 
-    /// Netting per (subgroup, id), by hash (busy groups) and by sort (few changes), equals a
-    /// plain per-key sum; the runs split the deltas by subgroup, the group's own first.
     /// The radix sort sorts as a stable comparison sort does (below its threshold, as any
     /// sort: the same entries, keys ascending), for keys that differ in few or many bytes.
     #[test]
@@ -512,7 +505,7 @@ mod tests {
             let mut want = v.clone();
             want.sort_by_key(|e| e.0);
             radix_sort(&mut v, &mut Vec::new());
-            if v.len() < 128 {
+            if v.len() < SMALL {
                 assert!(v.windows(2).all(|w| w[0].0 <= w[1].0));
                 v.sort();
                 want.sort();
