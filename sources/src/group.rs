@@ -93,8 +93,16 @@ enum TxKey {
 /// The ids of released transactions, the last `GroupConfig::remember_released` of each kind.
 /// Numeric xids (nearly every id) are kept as `u64`: as [`TxKey`]s (32 B each, twice) the
 /// default 100,000 took 9.7 MB (massif), ~10% of the whole engine's heap at 200k orders.
+///
+/// Only marker grouping asks whether a transaction was released. Until the first marker, the
+/// released txId runs are only queued (`xid_fifo`, consecutive repeats of a snapshot's txId
+/// once) and the set is built from the queue when markers switch on ([`Released::index`]):
+/// a set insertion and removal per transaction was ~2% of the reader thread on a stream
+/// without markers, which never reads it.
 #[derive(Default)]
 struct Released {
+    /// `xids` holds exactly the ids of `xid_fifo` (else only the fifo is kept).
+    indexed: bool,
     xids: HashSet<u64>,
     xid_fifo: VecDeque<u64>,
     ids: HashSet<String>,
@@ -103,9 +111,37 @@ struct Released {
 
 impl Released {
     fn contains(&self, k: &TxKey) -> bool {
+        debug_assert!(self.indexed, "asked before markers switched on");
         match k {
             TxKey::Xid(x) => self.xids.contains(x),
             TxKey::Id(id) => self.ids.contains(id),
+        }
+    }
+
+    /// Builds the set of xids from the queue; from here on both are kept.
+    fn index(&mut self) {
+        if self.indexed {
+            return;
+        }
+        self.indexed = true;
+        // first occurrences in order, as `remember_in` would have kept them
+        for x in std::mem::take(&mut self.xid_fifo) {
+            remember_in(&mut self.xids, &mut self.xid_fifo, x, usize::MAX);
+        }
+    }
+
+    fn remember(&mut self, k: TxKey, limit: usize) {
+        match k {
+            TxKey::Xid(x) if !self.indexed => {
+                if self.xid_fifo.back() != Some(&x) {
+                    self.xid_fifo.push_back(x);
+                    if self.xid_fifo.len() > limit {
+                        self.xid_fifo.pop_front();
+                    }
+                }
+            }
+            TxKey::Xid(x) => remember_in(&mut self.xids, &mut self.xid_fifo, x, limit),
+            TxKey::Id(id) => remember_in(&mut self.ids, &mut self.id_fifo, id, limit),
         }
     }
 }
@@ -257,13 +293,17 @@ fn now() -> Micros {
 
 impl TxAssembler {
     pub fn new(cfg: GroupConfig) -> TxAssembler {
+        let mut released = Released::default();
+        if cfg.markers == MarkerMode::On {
+            released.index();
+        }
         TxAssembler {
             markers: cfg.markers == MarkerMode::On,
             cfg,
             run: None,
             pending: HashMap::new(),
             order: VecDeque::new(),
-            released: Released::default(),
+            released,
             ready: VecDeque::new(),
             carry: Position::None,
             buffered: 0,
@@ -488,6 +528,7 @@ impl TxAssembler {
         if !self.markers {
             // First marker in Auto mode: events from here on group by their transaction block.
             self.markers = true;
+            self.released.index();
         }
         self.close_run();
         let key = key_of(&m.id);
@@ -551,21 +592,7 @@ impl TxAssembler {
     }
 
     fn remember(&mut self, k: TxKey) {
-        let limit = self.cfg.remember_released;
-        match k {
-            TxKey::Xid(x) => remember_in(
-                &mut self.released.xids,
-                &mut self.released.xid_fifo,
-                x,
-                limit,
-            ),
-            TxKey::Id(id) => remember_in(
-                &mut self.released.ids,
-                &mut self.released.id_fifo,
-                id,
-                limit,
-            ),
-        }
+        self.released.remember(k, self.cfg.remember_released);
     }
 
     fn enforce_bounds(&mut self) {

@@ -370,3 +370,35 @@ fn released_ids_are_remembered_per_kind_up_to_the_bound() {
     assert!(drain(&mut a).is_empty());
     assert_eq!(a.stats().late_events, 2);
 }
+
+#[test]
+fn runs_released_before_markers_are_recognised_after_the_switch() {
+    // Auto mode, txId runs first: the released xids are only queued until a marker comes
+    let mut a = TxAssembler::new(GroupConfig {
+        remember_released: 2,
+        ..GroupConfig::default()
+    });
+    for (order_id, tx) in [(1, 40), (2, 41), (3, 41), (4, 42), (5, 43)] {
+        a.push(p(O, &order_event(order_id, tx, order_id as u64, None)), Position::None);
+    }
+    a.idle();
+    assert_eq!(drain(&mut a).len(), 4);
+    // markers switch on; tx 42's marker and a redelivered event of tx 43 (both released as
+    // runs, within the bound of 2) are recognised: the marker waits for nothing, the event
+    // goes out alone
+    a.push(p(T, &begin(42)), Position::None);
+    a.push(p(T, &end(42, 1, 0)), Position::None);
+    a.push(p(O, &order_event(5, 43, 5, Some(1))), Position::None);
+    let out = drain(&mut a);
+    assert_eq!(out.len(), 1);
+    assert_eq!(keys(&out[0]), vec![(Table::Orders, 5)]);
+    assert_eq!(a.stats().late_events, 1);
+    // tx 41 (its two events one run, remembered once) is beyond the bound of 2: its marker
+    // opens a transaction that waits for its events
+    a.push(p(T, &begin(41)), Position::None);
+    a.push(p(T, &end(41, 1, 0)), Position::None);
+    assert!(drain(&mut a).is_empty());
+    a.push(p(O, &order_event(2, 41, 2, Some(1))), Position::None);
+    assert_eq!(drain(&mut a).len(), 1);
+    assert_eq!(a.stats().late_events, 1);
+}
