@@ -379,7 +379,10 @@ fn runs_released_before_markers_are_recognised_after_the_switch() {
         ..GroupConfig::default()
     });
     for (order_id, tx) in [(1, 40), (2, 41), (3, 41), (4, 42), (5, 43)] {
-        a.push(p(O, &order_event(order_id, tx, order_id as u64, None)), Position::None);
+        a.push(
+            p(O, &order_event(order_id, tx, order_id as u64, None)),
+            Position::None,
+        );
     }
     a.idle();
     assert_eq!(drain(&mut a).len(), 4);
