@@ -103,6 +103,16 @@ pub fn deltas(u: IndexUpdates, out: &mut Vec<(ViewRow, isize)>) {
         wishlists,
         product_views,
     } = u;
+    // ViewRows are large: growing `out` push by push copied it over and over (callgrind:
+    // ~0.7% of all the stages' instructions)
+    out.reserve(
+        purchases.len()
+            + carts.len()
+            + wishlists.len()
+            + product_views.len()
+            + 2 * products.len()
+            + co_purchases.len(),
+    );
     let mut push = |d: RecsDelta, r: isize| out.push((ViewRow::RecsIndex(d), r));
 
     // once per live order of the customer containing the product
