@@ -188,7 +188,7 @@ pub async fn generate(target: &Target, cfg: &GenerateConfig) -> Result<Generated
         &tx,
         Table::Products,
         first_product..first_product + cfg.products as i64,
-        move |id| Row::Product(catalog::product_row(seed, id, &refs)),
+        move |id| Row::Product(Box::new(catalog::product_row(seed, id, &refs))),
         &pb,
     )
     .await?;
@@ -197,7 +197,7 @@ pub async fn generate(target: &Target, cfg: &GenerateConfig) -> Result<Generated
         &tx,
         Table::Customers,
         first_customer..first_customer + cfg.customers as i64,
-        move |id| Row::Customer(catalog::customer_row(seed, id)),
+        move |id| Row::Customer(Box::new(catalog::customer_row(seed, id))),
         &pb,
     )
     .await?;

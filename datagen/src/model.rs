@@ -374,13 +374,16 @@ impl Shop {
             flush(self, &mut chunk, false);
         }
         for i in 0..self.products.len() {
-            chunk.push(upsert(Op::Read, Row::Product(self.products[i].clone())));
+            chunk.push(upsert(
+                Op::Read,
+                Row::Product(Box::new(self.products[i].clone())),
+            ));
             flush(self, &mut chunk, false);
         }
         for id in 1..=customers as i64 {
             chunk.push(upsert(
                 Op::Read,
-                Row::Customer(catalog::customer_row(self.seed, id)),
+                Row::Customer(Box::new(catalog::customer_row(self.seed, id))),
             ));
             flush(self, &mut chunk, false);
         }
@@ -788,8 +791,8 @@ impl Shop {
             shipment_id: Some(shipment_id),
         };
         let mut changes = vec![
-            upsert(Op::Create, Row::Payment(payment.clone())),
-            upsert(Op::Create, Row::Shipment(shipment.clone())),
+            upsert(Op::Create, Row::Payment(Box::new(payment.clone()))),
+            upsert(Op::Create, Row::Shipment(Box::new(shipment.clone()))),
             upsert(Op::Create, Row::Order(order.clone())),
         ];
         let mut items = Vec::new();
@@ -827,7 +830,7 @@ impl Shop {
         let stock = (p.stock.unwrap_or(0) + delta).max(0);
         p.stock = Some(stock);
         p.updated_at = Some(now);
-        let row = Row::Product(p.clone());
+        let row = Row::Product(Box::new(p.clone()));
         if stock <= LOW_STOCK && !self.low_stock.contains(&i) {
             self.low_stock.push(i);
         }
@@ -875,8 +878,14 @@ impl Shop {
                 o.shipment.status = Some("returned".into());
                 o.shipment.updated_at = Some(now);
                 changes.push(upsert(Op::Update, Row::Order(o.order.clone())));
-                changes.push(upsert(Op::Update, Row::Payment(o.payment.clone())));
-                changes.push(upsert(Op::Update, Row::Shipment(o.shipment.clone())));
+                changes.push(upsert(
+                    Op::Update,
+                    Row::Payment(Box::new(o.payment.clone())),
+                ));
+                changes.push(upsert(
+                    Op::Update,
+                    Row::Shipment(Box::new(o.shipment.clone())),
+                ));
                 restore = o.items.iter().map(|&(_, p, q)| (p, q)).collect();
                 finished = true;
             }
@@ -885,7 +894,10 @@ impl Shop {
                 o.order.status = OrderStatus::Confirmed;
                 o.payment.status = Some("completed".into());
                 changes.push(upsert(Op::Update, Row::Order(o.order.clone())));
-                changes.push(upsert(Op::Update, Row::Payment(o.payment.clone())));
+                changes.push(upsert(
+                    Op::Update,
+                    Row::Payment(Box::new(o.payment.clone())),
+                ));
             }
             OrderStatus::Confirmed => {
                 action = Action::AdvanceOrder;
@@ -894,7 +906,10 @@ impl Shop {
                 o.shipment.shipment_date = Some(now);
                 o.shipment.updated_at = Some(now);
                 changes.push(upsert(Op::Update, Row::Order(o.order.clone())));
-                changes.push(upsert(Op::Update, Row::Shipment(o.shipment.clone())));
+                changes.push(upsert(
+                    Op::Update,
+                    Row::Shipment(Box::new(o.shipment.clone())),
+                ));
             }
             OrderStatus::Shipped => {
                 action = Action::AdvanceOrder;
@@ -902,7 +917,10 @@ impl Shop {
                 o.shipment.status = Some("delivered".into());
                 o.shipment.updated_at = Some(now);
                 changes.push(upsert(Op::Update, Row::Order(o.order.clone())));
-                changes.push(upsert(Op::Update, Row::Shipment(o.shipment.clone())));
+                changes.push(upsert(
+                    Op::Update,
+                    Row::Shipment(Box::new(o.shipment.clone())),
+                ));
                 finished = true;
             }
             // Loaded in a final state: nothing to do but forget it.

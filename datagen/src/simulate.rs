@@ -179,7 +179,7 @@ pub async fn load_state(client: &Client) -> Result<ShopState, DbError> {
     };
     for r in query_rows(client, Table::Products, "ORDER BY product_id").await? {
         if let Row::Product(p) = r {
-            state.products.push(p);
+            state.products.push(*p);
         }
     }
     for r in query_rows(client, Table::Carts, "ORDER BY cart_id").await? {
@@ -262,8 +262,8 @@ pub async fn load_state(client: &Client) -> Result<ShopState, DbError> {
             // Deterministic stand-in for the fate drawn when the order was placed.
             cancel: order.order_id % 20 == 0 && order.status == OrderStatus::Pending,
             order,
-            payment: p,
-            shipment: s,
+            payment: *p,
+            shipment: *s,
             last_change,
         });
     }

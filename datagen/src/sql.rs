@@ -498,7 +498,7 @@ pub fn row_from_sql(table: Table, row: &tokio_postgres::Row) -> Result<Row, Read
             description: r.get()?,
             created_at: r.ts()?,
         }),
-        Table::Customers => Row::Customer(Customer {
+        Table::Customers => Row::Customer(Box::new(Customer {
             customer_id: r.get()?,
             first_name: r.get()?,
             last_name: r.get()?,
@@ -508,8 +508,8 @@ pub fn row_from_sql(table: Table, row: &tokio_postgres::Row) -> Result<Row, Read
             phone_number: r.get()?,
             created_at: r.ts()?,
             updated_at: r.ts()?,
-        }),
-        Table::Products => Row::Product(Product {
+        })),
+        Table::Products => Row::Product(Box::new(Product {
             product_id: r.get()?,
             sku: r.get()?,
             name: r.get()?,
@@ -523,8 +523,8 @@ pub fn row_from_sql(table: Table, row: &tokio_postgres::Row) -> Result<Row, Read
             is_active: r.get()?,
             created_at: r.ts()?,
             updated_at: r.ts()?,
-        }),
-        Table::Payments => Row::Payment(Payment {
+        })),
+        Table::Payments => Row::Payment(Box::new(Payment {
             payment_id: r.get()?,
             payment_date: r.ts()?,
             payment_method: r.get()?,
@@ -532,8 +532,8 @@ pub fn row_from_sql(table: Table, row: &tokio_postgres::Row) -> Result<Row, Read
             status: r.get()?,
             transaction_id: r.get()?,
             customer_id: r.get()?,
-        }),
-        Table::Shipments => Row::Shipment(Shipment {
+        })),
+        Table::Shipments => Row::Shipment(Box::new(Shipment {
             shipment_id: r.get()?,
             shipment_date: r.ts()?,
             address: r.get()?,
@@ -546,7 +546,7 @@ pub fn row_from_sql(table: Table, row: &tokio_postgres::Row) -> Result<Row, Read
             customer_id: r.get()?,
             created_at: r.ts()?,
             updated_at: r.ts()?,
-        }),
+        })),
         Table::Orders => {
             let order_id = r.get()?;
             let order_date = r.ts()?;

@@ -586,7 +586,7 @@ mod tests {
     }
 
     fn product(id: i64, category: Option<i64>, lsn: u64) -> Change {
-        let row = Row::Product(Product {
+        let row = Row::Product(Box::new(Product {
             product_id: id,
             sku: format!("sku-{id}"),
             name: "p".into(),
@@ -597,7 +597,7 @@ mod tests {
             is_active: None,
             created_at: None,
             updated_at: None,
-        });
+        }));
         upsert(row, lsn)
     }
 

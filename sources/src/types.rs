@@ -493,13 +493,18 @@ pub struct ProductView {
 }
 
 /// A full typed row of one of the ten tables.
+///
+/// The rows with several strings are boxed: unboxed, the largest (a shipment, 240 B) set the
+/// size of every [`Change`] (272 B), and the parser moves each change several times on its way
+/// into a transaction; boxed, a change is 112 B (callgrind with the LTO release profile,
+/// reader thread: -4%).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Row {
     Category(Category),
-    Customer(Customer),
-    Product(Product),
-    Payment(Payment),
-    Shipment(Shipment),
+    Customer(Box<Customer>),
+    Product(Box<Product>),
+    Payment(Box<Payment>),
+    Shipment(Box<Shipment>),
     Order(Order),
     OrderItem(OrderItem),
     Cart(Cart),

@@ -118,7 +118,7 @@ fn sample(table: Table, d: Dec, t: Time) -> (String, Row) {
                 tm(),
                 tm()
             ),
-            Row::Customer(Customer {
+            Row::Customer(Box::new(Customer {
                 customer_id: 7,
                 first_name: Some("Lan".into()),
                 last_name: "Nguyễn".into(),
@@ -128,7 +128,7 @@ fn sample(table: Table, d: Dec, t: Time) -> (String, Row) {
                 phone_number: None,
                 created_at: Some(et),
                 updated_at: Some(et),
-            }),
+            })),
         ),
         Table::Products => (
             format!(
@@ -136,7 +136,7 @@ fn sample(table: Table, d: Dec, t: Time) -> (String, Row) {
                 m(1_026_900_000),
                 tm()
             ),
-            Row::Product(Product {
+            Row::Product(Box::new(Product {
                 product_id: 42,
                 sku: "SKU-42".into(),
                 name: "Laptop".into(),
@@ -147,7 +147,7 @@ fn sample(table: Table, d: Dec, t: Time) -> (String, Row) {
                 is_active: Some(true),
                 created_at: Some(et),
                 updated_at: None,
-            }),
+            })),
         ),
         Table::Payments => (
             format!(
@@ -155,7 +155,7 @@ fn sample(table: Table, d: Dec, t: Time) -> (String, Row) {
                 tm(),
                 m(235_873)
             ),
-            Row::Payment(Payment {
+            Row::Payment(Box::new(Payment {
                 payment_id: 5,
                 payment_date: Some(et),
                 payment_method: Some("paypal".into()),
@@ -163,7 +163,7 @@ fn sample(table: Table, d: Dec, t: Time) -> (String, Row) {
                 status: Some("completed".into()),
                 transaction_id: Some("T-5".into()),
                 customer_id: Some(7),
-            }),
+            })),
         ),
         Table::Shipments => (
             format!(
@@ -172,7 +172,7 @@ fn sample(table: Table, d: Dec, t: Time) -> (String, Row) {
                 tm(),
                 tm()
             ),
-            Row::Shipment(Shipment {
+            Row::Shipment(Box::new(Shipment {
                 shipment_id: 9,
                 shipment_date: Some(et),
                 address: Some("a".into()),
@@ -185,7 +185,7 @@ fn sample(table: Table, d: Dec, t: Time) -> (String, Row) {
                 customer_id: Some(7),
                 created_at: Some(et),
                 updated_at: Some(et),
-            }),
+            })),
         ),
         Table::Orders => (
             format!(

@@ -289,7 +289,7 @@ fn tx(changes: Vec<Change>) -> Transaction {
 }
 
 fn product_row(p: i64) -> Change {
-    upsert(Row::Product(Product {
+    upsert(Row::Product(Box::new(Product {
         product_id: p,
         sku: format!("SKU-{p}"),
         name: String::new(),
@@ -300,7 +300,7 @@ fn product_row(p: i64) -> Change {
         is_active: Some(Shop::active(p)),
         created_at: None,
         updated_at: None,
-    }))
+    })))
 }
 
 fn order_changes(shop: &mut Shop, (id, c, lines): &Order, out: &mut Vec<Change>) {

@@ -229,7 +229,7 @@ impl Sim {
                 self.items.insert(i.order_item_id, i.clone());
             }
             Row::Product(p) => {
-                self.products.insert(p.product_id, p.clone());
+                self.products.insert(p.product_id, Product::clone(p));
             }
             Row::Cart(c) => {
                 self.carts.insert(c.cart_id, c.clone());
@@ -395,11 +395,11 @@ impl Sim {
         }
         for _ in 0..self.cfg.customers {
             let id = self.id(Table::Customers);
-            self.insert(Row::Customer(customer(id)), Op::Read);
+            self.insert(Row::Customer(customer(id).into()), Op::Read);
         }
         for _ in 0..self.cfg.products {
             let p = self.new_product();
-            self.insert(Row::Product(p), Op::Read);
+            self.insert(Row::Product(p.into()), Op::Read);
         }
         self.commit();
     }
@@ -454,7 +454,7 @@ impl Sim {
             660..=667 => self.product_delete(),
             668..=679 => {
                 let p = self.new_product();
-                self.insert(Row::Product(p), Op::Create);
+                self.insert(Row::Product(p.into()), Op::Create);
             }
             680..=739 => self.cart_add(),
             740..=769 => self.cart_remove(),
@@ -559,7 +559,7 @@ impl Sim {
             self.commit();
         }
         self.insert(
-            Row::Payment(Payment {
+            Row::Payment(Box::new(Payment {
                 payment_id,
                 payment_date: Some(order_date),
                 payment_method: Some("credit_card".into()),
@@ -567,11 +567,11 @@ impl Sim {
                 status: Some("completed".into()),
                 transaction_id: Some(format!("TX{payment_id}")),
                 customer_id,
-            }),
+            })),
             Op::Create,
         );
         self.insert(
-            Row::Shipment(Shipment {
+            Row::Shipment(Box::new(Shipment {
                 shipment_id,
                 shipment_date: None,
                 address: Some("1 Street".into()),
@@ -584,7 +584,7 @@ impl Sim {
                 customer_id,
                 created_at: Some(order_date),
                 updated_at: None,
-            }),
+            })),
             Op::Create,
         );
         self.insert(
@@ -829,7 +829,7 @@ impl Sim {
         } else {
             Some(self.rng.random_range(1..=self.cfg.categories))
         };
-        self.update(Row::Product(p), Row::Product(n));
+        self.update(Row::Product(p.into()), Row::Product(n.into()));
     }
 
     fn product_active(&mut self) {
@@ -842,7 +842,7 @@ impl Sim {
             Some(false) => Some(true),
             None => Some(false),
         };
-        self.update(Row::Product(p), Row::Product(n));
+        self.update(Row::Product(p.into()), Row::Product(n.into()));
     }
 
     fn product_price(&mut self) {
@@ -852,7 +852,7 @@ impl Sim {
         let mut n = p.clone();
         n.price = Money(self.rng.random_range(1..200) * 5_000);
         n.description = Some(format!("repriced {}", self.clock));
-        self.update(Row::Product(p), Row::Product(n));
+        self.update(Row::Product(p.into()), Row::Product(n.into()));
     }
 
     fn product_delete(&mut self) {
@@ -933,7 +933,7 @@ impl Sim {
         let c = self.rng.random_range(1..=self.cfg.customers);
         let mut row = customer(c);
         row.address = Some(format!("moved at {}", self.clock));
-        self.update(Row::Customer(customer(c)), Row::Customer(row));
+        self.update(Row::Customer(customer(c).into()), Row::Customer(row.into()));
     }
 
     fn rare_truncate(&mut self) {

@@ -191,7 +191,7 @@ impl Db {
         let mut m = BTreeMap::new();
         for r in self.table_rows(Table::Products) {
             if let Row::Product(p) = r {
-                m.insert(p.product_id, p.clone());
+                m.insert(p.product_id, Product::clone(p));
             }
         }
         m
@@ -258,7 +258,7 @@ pub fn merge(old: &Row, new: &Row, un: Unavailable) -> Row {
             description: pick(u, 2, &o.description, &n.description),
             created_at: pick(u, 3, &o.created_at, &n.created_at),
         }),
-        (Row::Customer(o), Row::Customer(n)) => Row::Customer(Customer {
+        (Row::Customer(o), Row::Customer(n)) => Row::Customer(Box::new(Customer {
             customer_id: n.customer_id,
             first_name: pick(u, 1, &o.first_name, &n.first_name),
             last_name: pick(u, 2, &o.last_name, &n.last_name),
@@ -268,8 +268,8 @@ pub fn merge(old: &Row, new: &Row, un: Unavailable) -> Row {
             phone_number: pick(u, 6, &o.phone_number, &n.phone_number),
             created_at: pick(u, 7, &o.created_at, &n.created_at),
             updated_at: pick(u, 8, &o.updated_at, &n.updated_at),
-        }),
-        (Row::Product(o), Row::Product(n)) => Row::Product(Product {
+        })),
+        (Row::Product(o), Row::Product(n)) => Row::Product(Box::new(Product {
             product_id: n.product_id,
             sku: pick(u, 1, &o.sku, &n.sku),
             name: pick(u, 2, &o.name, &n.name),
@@ -280,8 +280,8 @@ pub fn merge(old: &Row, new: &Row, un: Unavailable) -> Row {
             is_active: pick(u, 7, &o.is_active, &n.is_active),
             created_at: pick(u, 8, &o.created_at, &n.created_at),
             updated_at: pick(u, 9, &o.updated_at, &n.updated_at),
-        }),
-        (Row::Payment(o), Row::Payment(n)) => Row::Payment(Payment {
+        })),
+        (Row::Payment(o), Row::Payment(n)) => Row::Payment(Box::new(Payment {
             payment_id: n.payment_id,
             payment_date: pick(u, 1, &o.payment_date, &n.payment_date),
             payment_method: pick(u, 2, &o.payment_method, &n.payment_method),
@@ -289,8 +289,8 @@ pub fn merge(old: &Row, new: &Row, un: Unavailable) -> Row {
             status: pick(u, 4, &o.status, &n.status),
             transaction_id: pick(u, 5, &o.transaction_id, &n.transaction_id),
             customer_id: pick(u, 6, &o.customer_id, &n.customer_id),
-        }),
-        (Row::Shipment(o), Row::Shipment(n)) => Row::Shipment(Shipment {
+        })),
+        (Row::Shipment(o), Row::Shipment(n)) => Row::Shipment(Box::new(Shipment {
             shipment_id: n.shipment_id,
             shipment_date: pick(u, 1, &o.shipment_date, &n.shipment_date),
             address: pick(u, 2, &o.address, &n.address),
@@ -303,7 +303,7 @@ pub fn merge(old: &Row, new: &Row, un: Unavailable) -> Row {
             customer_id: pick(u, 9, &o.customer_id, &n.customer_id),
             created_at: pick(u, 10, &o.created_at, &n.created_at),
             updated_at: pick(u, 11, &o.updated_at, &n.updated_at),
-        }),
+        })),
         (Row::Order(o), Row::Order(n)) => Row::Order(Order {
             order_id: n.order_id,
             order_date: pick(u, 1, &o.order_date, &n.order_date),

@@ -78,7 +78,7 @@ fn item(id: i64, order: i64, product: i64, qty: i32, price: i64) -> Row {
 }
 
 fn product(id: i64, cat: Option<i64>, active: Option<bool>) -> Row {
-    Row::Product(Product {
+    Row::Product(Box::new(Product {
         product_id: id,
         sku: format!("SKU{id}"),
         name: format!("p{id}"),
@@ -89,7 +89,7 @@ fn product(id: i64, cat: Option<i64>, active: Option<bool>) -> Row {
         is_active: active,
         created_at: None,
         updated_at: None,
-    })
+    }))
 }
 
 fn cart(id: i64, c: i64, p: i64) -> Row {

@@ -437,7 +437,7 @@ pub(crate) fn decode_row(
             description: c.otext(2, "description")?,
             created_at: c.otime(3, "created_at")?,
         }),
-        Table::Customers => Row::Customer(Customer {
+        Table::Customers => Row::Customer(Box::new(Customer {
             customer_id: c.key("customer_id")?,
             first_name: c.otext(1, "first_name")?,
             last_name: c.text(2, "last_name")?,
@@ -447,8 +447,8 @@ pub(crate) fn decode_row(
             phone_number: c.otext(6, "phone_number")?,
             created_at: c.otime(7, "created_at")?,
             updated_at: c.otime(8, "updated_at")?,
-        }),
-        Table::Products => Row::Product(Product {
+        })),
+        Table::Products => Row::Product(Box::new(Product {
             product_id: c.key("product_id")?,
             sku: c.text(1, "sku")?,
             name: c.text(2, "name")?,
@@ -459,8 +459,8 @@ pub(crate) fn decode_row(
             is_active: c.obool(7, "is_active")?,
             created_at: c.otime(8, "created_at")?,
             updated_at: c.otime(9, "updated_at")?,
-        }),
-        Table::Payments => Row::Payment(Payment {
+        })),
+        Table::Payments => Row::Payment(Box::new(Payment {
             payment_id: c.key("payment_id")?,
             payment_date: c.otime(1, "payment_date")?,
             payment_method: c.otext(2, "payment_method")?,
@@ -468,8 +468,8 @@ pub(crate) fn decode_row(
             status: c.otext(4, "status")?,
             transaction_id: c.otext(5, "transaction_id")?,
             customer_id: c.id(6, "customer_id")?,
-        }),
-        Table::Shipments => Row::Shipment(Shipment {
+        })),
+        Table::Shipments => Row::Shipment(Box::new(Shipment {
             shipment_id: c.key("shipment_id")?,
             shipment_date: c.otime(1, "shipment_date")?,
             address: c.otext(2, "address")?,
@@ -482,7 +482,7 @@ pub(crate) fn decode_row(
             customer_id: c.id(9, "customer_id")?,
             created_at: c.otime(10, "created_at")?,
             updated_at: c.otime(11, "updated_at")?,
-        }),
+        })),
         Table::Orders => Row::Order(Order {
             order_id: c.key("order_id")?,
             order_date: c.time(1, "order_date")?,

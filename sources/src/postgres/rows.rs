@@ -269,7 +269,7 @@ pub fn typed_row<'a>(
             description: r.opt("description")?,
             created_at: r.opt("created_at")?,
         }),
-        Table::Customers => Row::Customer(Customer {
+        Table::Customers => Row::Customer(Box::new(Customer {
             customer_id: r.key("customer_id")?,
             first_name: r.opt("first_name")?,
             last_name: r.req("last_name")?,
@@ -279,8 +279,8 @@ pub fn typed_row<'a>(
             phone_number: r.opt("phone_number")?,
             created_at: r.opt("created_at")?,
             updated_at: r.opt("updated_at")?,
-        }),
-        Table::Products => Row::Product(Product {
+        })),
+        Table::Products => Row::Product(Box::new(Product {
             product_id: r.key("product_id")?,
             sku: r.req("sku")?,
             name: r.req("name")?,
@@ -291,8 +291,8 @@ pub fn typed_row<'a>(
             is_active: r.opt("is_active")?,
             created_at: r.opt("created_at")?,
             updated_at: r.opt("updated_at")?,
-        }),
-        Table::Payments => Row::Payment(Payment {
+        })),
+        Table::Payments => Row::Payment(Box::new(Payment {
             payment_id: r.key("payment_id")?,
             payment_date: r.opt("payment_date")?,
             payment_method: r.opt("payment_method")?,
@@ -300,8 +300,8 @@ pub fn typed_row<'a>(
             status: r.opt("status")?,
             transaction_id: r.opt("transaction_id")?,
             customer_id: r.opt("customer_id")?,
-        }),
-        Table::Shipments => Row::Shipment(Shipment {
+        })),
+        Table::Shipments => Row::Shipment(Box::new(Shipment {
             shipment_id: r.key("shipment_id")?,
             shipment_date: r.opt("shipment_date")?,
             address: r.opt("address")?,
@@ -314,7 +314,7 @@ pub fn typed_row<'a>(
             customer_id: r.opt("customer_id")?,
             created_at: r.opt("created_at")?,
             updated_at: r.opt("updated_at")?,
-        }),
+        })),
         Table::Orders => Row::Order(Order {
             order_id: r.key("order_id")?,
             order_date: r.req("order_date")?,
