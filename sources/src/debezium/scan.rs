@@ -87,7 +87,14 @@ impl<'a> Scan<'a> {
     }
 
     /// serde_json's whitespace: space, tab, newline, carriage return.
+    // Called around every key and value (~40 times a message) and nearly always facing a
+    // byte above the space (Debezium writes compact JSON): that one comparison decides,
+    // inlined (the loop's four-way test was ~3% of the reader's instructions).
+    #[inline(always)]
     fn ws(&mut self) {
+        if self.b.get(self.i).is_some_and(|&c| c > b' ') {
+            return;
+        }
         while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.b.get(self.i) {
             self.i += 1;
         }
