@@ -63,10 +63,36 @@ pub struct RawRow<'a> {
     pub(super) cols: Vec<(Str<'a>, Raw<'a>)>,
 }
 
+/// `a == b` for column names. A row's columns are looked up by name one after another, and
+/// many names share a length (`order_id`, `quantity`): there `==` called `memcmp` for each,
+/// ~5% of the reader's instructions. Up to 16 bytes two overlapping 8-byte words (or, below
+/// 8, the bytes themselves) decide without a call.
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    match n {
+        0..=7 => a == b,
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
+
 impl<'a> RawRow<'a> {
     /// The raw JSON text of a member, `None` when absent.
     pub fn get(&self, name: &str) -> Option<Raw<'a>> {
-        self.cols.iter().find(|(k, _)| k.0 == name).map(|(_, v)| *v)
+        self.cols
+            .iter()
+            .find(|(k, _)| same_name(&k.0, name))
+            .map(|(_, v)| *v)
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -512,6 +538,25 @@ fn parse_flattened(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `same_name` is `==` for every length around its word boundaries, for equal names and
+    /// names differing in any one byte.
+    #[test]
+    fn same_name_is_string_equality() {
+        for n in 0..=24 {
+            let a: String = (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+            assert!(same_name(&a, &a.clone()), "{a}");
+            for at in 0..n {
+                let mut b = a.clone().into_bytes();
+                b[at] = b'_';
+                let b = String::from_utf8(b).unwrap();
+                assert!(!same_name(&a, &b), "{a} {b}");
+            }
+            assert!(!same_name(&a, &format!("{a}x")));
+        }
+        assert!(!same_name("payment_id", "product_id"));
+        assert!(same_name("order_item_id", "order_item_id"));
+    }
 
     /// The fast path reads exactly what the general one does, and leaves everything else to it.
     #[test]
