@@ -63,6 +63,44 @@ pub struct RawRow<'a> {
     pub(super) cols: Vec<(Str<'a>, Raw<'a>)>,
 }
 
+/// `std::str::from_utf8`, with a faster answer for pure ASCII (Debezium's JSON nearly always
+/// is): 32 bytes a step by SSE2 (in every x86-64 CPU), where the standard check, word by word,
+/// was ~3% of the reader's instructions. Anything else goes to the standard check.
+fn utf8(bytes: &[u8]) -> Result<&str, std::str::Utf8Error> {
+    if all_ascii(bytes) {
+        // SAFETY: every byte is below 0x80, and ASCII text is valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    std::str::from_utf8(bytes)
+}
+
+/// Whether every byte is below 0x80.
+fn all_ascii(bytes: &[u8]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128};
+        let mut chunks = bytes.chunks_exact(32);
+        for c in &mut chunks {
+            // SAFETY: `c` holds 32 bytes, read by two unaligned 16-byte loads (which
+            // `loadu` allows); SSE2 is part of x86-64's baseline, so always available.
+            let high_bits = unsafe {
+                let p = c.as_ptr();
+                let a = _mm_loadu_si128(p.cast());
+                let b = _mm_loadu_si128(p.add(16).cast());
+                _mm_movemask_epi8(_mm_or_si128(a, b))
+            };
+            if high_bits != 0 {
+                return false;
+            }
+        }
+        chunks.remainder().is_ascii()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        bytes.is_ascii()
+    }
+}
+
 /// `a == b` for column names. A row's columns are looked up by name one after another, and
 /// many names share a length (`order_id`, `quantity`): there `==` called `memcmp` for each,
 /// ~5% of the reader's instructions. Up to 16 bytes two overlapping 8-byte words (or, below
@@ -235,7 +273,7 @@ pub(super) fn parse_bytes(topic: Option<&str>, bytes: &[u8]) -> Result<Parsed, P
     //
     // The hand-written scanner takes the common shapes; whatever it is unsure of goes to
     // serde_json, which alone decides what else is accepted and how errors read.
-    let msg: Option<Msg> = match std::str::from_utf8(bytes) {
+    let msg: Option<Msg> = match utf8(bytes) {
         Ok(text) => match super::scan::message(text) {
             Some(msg) => Ok(msg),
             None => serde_json::from_str(text),
@@ -538,6 +576,31 @@ fn parse_flattened(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `utf8` answers as `std::str::from_utf8` does: random bytes, mostly ASCII with a
+    /// non-ASCII byte (valid or not) at any place, at lengths around the 32-byte step.
+    #[test]
+    fn utf8_is_the_standard_check() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..100);
+            let mut b: Vec<u8> = (0..len).map(|_| rng.random_range(0x20..0x7f)).collect();
+            if len > 0 && rng.random_bool(0.5) {
+                let at = rng.random_range(0..len);
+                match rng.random_range(0..3) {
+                    0 => b[at] = 0x80,
+                    1 => b[at] = 0xff,
+                    _ => {
+                        let e = "é".as_bytes();
+                        b.splice(at..at + 1, e.iter().copied());
+                    }
+                }
+            }
+            assert_eq!(utf8(&b), std::str::from_utf8(&b), "{b:?}");
+            assert_eq!(all_ascii(&b), b.is_ascii(), "{b:?}");
+        }
+    }
 
     /// `same_name` is `==` for every length around its word boundaries, for equal names and
     /// names differing in any one byte.
