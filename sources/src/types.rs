@@ -656,7 +656,7 @@ pub struct Transaction {
 /// (no sign `+`, exponent or whitespace; at most 16 integer digits, so no overflow), without
 /// the general parser's digit vector and 128-bit arithmetic (~860 instructions a value, 10%
 /// of parsing a Debezium event); `None` for any other shape, which the general parser decides.
-fn parse_plain(s: &[u8]) -> Option<i64> {
+pub(crate) fn parse_plain(s: &[u8]) -> Option<i64> {
     let (neg, digits) = match s.first()? {
         b'-' => (true, &s[1..]),
         _ => (false, s),

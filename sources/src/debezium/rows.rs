@@ -178,31 +178,16 @@ fn conv_money(t: Table, col: &str, s: &str, kind: Option<ColKind>) -> Result<Mon
     }
 }
 
-/// `"[-]d{1,16}.d{1,2}"` (quotes included) in minor units; `None` for any other text.
+/// `"[-]d{1,16}.d{1,2}"` (quotes included) in minor units; `None` for any other text. The
+/// point is required: without a schema, a string without one is base64 (SPEC §3).
 fn quoted_plain_decimal(b: &[u8]) -> Option<i64> {
     let [b'"', inner @ .., b'"'] = b else {
         return None;
     };
-    let (neg, digits) = match inner {
-        [b'-', rest @ ..] => (true, rest),
-        _ => (false, inner),
-    };
-    let point = digits.iter().position(|&c| c == b'.')?;
-    let (int, frac) = (&digits[..point], &digits[point + 1..]);
-    if int.is_empty() || int.len() > 16 || frac.is_empty() || frac.len() > 2 {
+    if !inner.contains(&b'.') {
         return None;
     }
-    let mut v: i64 = 0;
-    for &c in int.iter().chain(frac) {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + i64::from(c - b'0');
-    }
-    if frac.len() == 1 {
-        v *= 10;
-    }
-    Some(if neg { -v } else { v })
+    crate::types::parse_plain(inner)
 }
 
 /// A money column's raw JSON text decoded by the schemaless rules (scale 2 for base64).
