@@ -287,8 +287,13 @@ impl Default for TxAssembler {
     }
 }
 
+/// Wall-clock now, read once per message. From `SystemTime` directly: through chrono
+/// (`Utc::now`, which builds a calendar date and time first) it was ~2% of the reader.
 fn now() -> Micros {
-    Micros(chrono::Utc::now().timestamp_micros())
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Micros(i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX))
 }
 
 impl TxAssembler {
