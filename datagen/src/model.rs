@@ -250,7 +250,7 @@ fn delete(table: Table, key: i64) -> Change {
 }
 
 fn wall_clock() -> Micros {
-    Micros(chrono::Utc::now().timestamp_micros())
+    Micros::now()
 }
 
 const PAYMENT_METHODS: [(&str, f64); 4] = [

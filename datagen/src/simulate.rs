@@ -485,7 +485,7 @@ struct Run {
 }
 
 fn wall_clock() -> Micros {
-    Micros(chrono::Utc::now().timestamp_micros())
+    Micros::now()
 }
 
 impl Run {

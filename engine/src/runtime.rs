@@ -766,10 +766,7 @@ pub fn store_batch(
 
 /// Wall-clock now.
 pub fn now() -> Micros {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Micros(d.as_micros() as i64)
+    Micros::now()
 }
 
 #[cfg(test)]

@@ -174,7 +174,7 @@ impl DeadLetters {
             raw: String::from_utf8_lossy(&raw[..cut]).into_owned(),
             raw_len: raw.len(),
             raw_truncated: cut < raw.len(),
-            at: now().to_string(),
+            at: Micros::now().to_string(),
         };
         tracing::debug!(position = %letter.position, reason, error, "dead letter");
         let mut g = self.lock();
@@ -233,8 +233,4 @@ impl DeadLetters {
     pub fn total(&self) -> u64 {
         self.lock().stats.total
     }
-}
-
-fn now() -> Micros {
-    Micros(chrono::Utc::now().timestamp_micros())
 }

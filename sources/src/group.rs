@@ -287,15 +287,6 @@ impl Default for TxAssembler {
     }
 }
 
-/// Wall-clock now, read once per message. From `SystemTime` directly: through chrono
-/// (`Utc::now`, which builds a calendar date and time first) it was ~2% of the reader.
-fn now() -> Micros {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Micros(i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX))
-}
-
 impl TxAssembler {
     pub fn new(cfg: GroupConfig) -> TxAssembler {
         let mut released = Released::default();
@@ -329,7 +320,7 @@ impl TxAssembler {
     /// Feeds one message, in arrival order, with the position to acknowledge once applied.
     pub fn push(&mut self, msg: Parsed, position: Position) {
         self.seq += 1;
-        let now = now();
+        let now = Micros::now();
         match msg {
             Parsed::Tombstone => match self.run.as_mut() {
                 Some(r) => merge_position(&mut r.b.position, position),
@@ -435,7 +426,7 @@ impl TxAssembler {
             let position = std::mem::take(&mut self.carry);
             self.emit(Transaction {
                 position,
-                received_at: now(),
+                received_at: Micros::now(),
                 ..Transaction::default()
             });
         }

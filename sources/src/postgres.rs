@@ -820,7 +820,7 @@ impl Runner {
 
 /// Wall clock in microseconds.
 pub fn now() -> Micros {
-    Micros(chrono::Utc::now().timestamp_micros())
+    Micros::now()
 }
 
 struct OpenTx {

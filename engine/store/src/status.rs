@@ -61,10 +61,7 @@ pub struct StatusSnapshot {
 
 /// Wall clock as [`Micros`].
 pub fn now_micros() -> Micros {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Micros(d.as_micros() as i64)
+    Micros::now()
 }
 
 fn opt(v: i64) -> Option<i64> {
