@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
-use view_store::{AsOf, ChangeBatch, ViewRow, ViewStore};
+use view_store::{AsOf, ChangeBatch, RecsDelta, ViewRow, ViewStore};
 
 /// How to run the engine.
 #[derive(Clone, Debug)]
@@ -459,7 +459,7 @@ fn ingest_loop(
                 transactions += batch.meta.transactions;
                 lsn = lsn.max(batch.meta.lsn);
                 let mut updates = batch.updates;
-                updates.consolidate();
+                updates.consolidate_dataflow();
                 let meta = BatchMeta {
                     transactions,
                     lsn,
@@ -732,11 +732,11 @@ fn apply_to_store(
         lsn: meta.lsn,
         published_at: Some(now()),
     };
-    let batch = store_batch(changes, index, as_of);
+    let (batch, index) = store_batch(changes, index, as_of);
     counters
         .rows_published
         .fetch_add(batch.changes.len() as u64, Ordering::Relaxed);
-    store.apply(batch);
+    store.apply_indexed(batch, index);
     counters.times_published.fetch_add(1, Ordering::Relaxed);
     counters
         .transactions_applied
@@ -746,22 +746,22 @@ fn apply_to_store(
     }
 }
 
-/// One engine time's view rows and index updates as the store applies them: index deltas
-/// among the rows, consolidated, retractions first (so a reader applying in order never sees
-/// two rows for one key).
+/// One engine time's view rows and index updates as the store applies them
+/// (`ViewStore::apply_indexed`): the rows consolidated, retractions first (so a reader applying
+/// in order never sees two rows for one key), and beside them the index deltas, which the store
+/// nets itself.
 pub fn store_batch(
     mut changes: Vec<(ViewRow, isize)>,
     index: IndexUpdates,
     as_of: AsOf,
-) -> ChangeBatch {
-    views::index::deltas(index, &mut changes);
+) -> (ChangeBatch, Vec<(RecsDelta, i64)>) {
     crate::ingest::consolidate(&mut changes);
     let mut changes: Vec<(ViewRow, i64)> = changes
         .into_iter()
         .map(|(row, r)| (row, r as i64))
         .collect();
     view_store::retractions_first(&mut changes);
-    ChangeBatch { as_of, changes }
+    (ChangeBatch { as_of, changes }, views::index::deltas(index))
 }
 
 /// Wall-clock now.
@@ -801,7 +801,7 @@ mod tests {
             (rev(4, 1), 2),
             (rev(4, 1), -1),
         ];
-        let b = store_batch(changes, IndexUpdates::default(), AsOf::default());
+        let (b, _) = store_batch(changes, IndexUpdates::default(), AsOf::default());
         assert_eq!(
             b.changes,
             vec![

@@ -37,7 +37,7 @@ use sources::{
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Instant;
-use view_store::{AsOf, ChangeBatch, ViewRow, ViewStore};
+use view_store::{AsOf, ViewRow, ViewStore};
 
 /// splitmix64: deterministic and dependency-free.
 struct Rng(u64);
@@ -509,27 +509,13 @@ fn rows_only<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
 /// Applies what the dataflow produced, and with `index` the time's index updates, to the
 /// store as the runtime does (consolidated, retractions first).
 fn publish(store: &ViewStore, time: u64, index: Option<views::IndexUpdates>) {
-    let mut changes = OUT.with(|o| std::mem::take(&mut *o.borrow_mut()));
-    if let Some(index) = index {
-        views::index::deltas(index, &mut changes);
-    }
-    changes.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut merged: Vec<(ViewRow, i64)> = Vec::with_capacity(changes.len());
-    for (row, r) in changes {
-        match merged.last_mut() {
-            Some((last, n)) if *last == row => *n += r as i64,
-            _ => merged.push((row, r as i64)),
-        }
-    }
-    merged.retain(|(_, n)| *n != 0);
-    merged.sort_by_key(|(_, n)| *n > 0);
-    store.apply(ChangeBatch {
-        as_of: AsOf {
-            time,
-            ..AsOf::default()
-        },
-        changes: merged,
-    });
+    let changes = OUT.with(|o| std::mem::take(&mut *o.borrow_mut()));
+    let as_of = AsOf {
+        time,
+        ..AsOf::default()
+    };
+    let (batch, index) = engine::runtime::store_batch(changes, index.unwrap_or_default(), as_of);
+    store.apply_indexed(batch, index);
 }
 
 fn feed_order(

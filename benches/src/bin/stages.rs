@@ -10,10 +10,10 @@
 //! 1. parse: the file source reads and parses the file into transactions (its own thread,
 //!    collected here; its CPU time is the thread's);
 //! 2. ingest: upsert and projection ([`Ingest::apply_into`]), `--batch` transactions per engine
-//!    time, consolidated once per time as the runtime does;
+//!    time, the dataflow's inputs consolidated once per time as the runtime does;
 //! 3. dataflow: every view on one timely worker, one time after another;
 //! 4. store: each time's rows and index deltas applied to a [`ViewStore`]
-//!    ([`engine::runtime::store_batch`], then `ViewStore::apply`).
+//!    ([`engine::runtime::store_batch`], then `ViewStore::apply_indexed`).
 
 use engine::ingest::Ingest;
 use engine::views::testkit::Rig;
@@ -104,7 +104,7 @@ fn main() -> anyhow::Result<()> {
             for tx in txs.by_ref().take(a.batch) {
                 ingest.apply_into(&tx, &mut up);
             }
-            up.consolidate();
+            up.consolidate_dataflow();
             batches.push(up);
         }
         let ingest_s = t.elapsed().as_secs_f64();
@@ -129,8 +129,9 @@ fn main() -> anyhow::Result<()> {
         let store = ViewStore::new();
         store.set_top_k(cfg.also_bought_k);
         let mut published = 0usize;
+        let mut index_deltas = 0usize;
         for (time, (rows, index)) in (1u64..).zip(outputs) {
-            let batch = engine::runtime::store_batch(
+            let (batch, index) = engine::runtime::store_batch(
                 rows,
                 index,
                 AsOf {
@@ -139,12 +140,13 @@ fn main() -> anyhow::Result<()> {
                 },
             );
             published += batch.changes.len();
-            store.apply(batch);
+            index_deltas += index.len();
+            store.apply_indexed(batch, index);
         }
         let store_s = t.elapsed().as_secs_f64();
         drop(rig);
         println!(
-            "  parse {:.3} | ingest {:.3} | dataflow {:.3} | store {:.3} | total {:.3}   ({events} events, {times} times, {updates} updates in, {published} changes out)",
+            "  parse {:.3} | ingest {:.3} | dataflow {:.3} | store {:.3} | total {:.3}   ({events} events, {times} times, {updates} updates in, {published} view changes and {index_deltas} index deltas out)",
             per(parse_cpu),
             per(ingest_s),
             per(dataflow_s),

@@ -38,12 +38,11 @@
 //! Why the index does not go through the dataflow: every delta is a stateless projection of an
 //! input, so timely would only map, exchange and consolidate it on its way to the store. The
 //! runtime hands a time's [`IndexUpdates`] straight to the publish thread, which turns them
-//! into [`ViewRow::RecsIndex`] rows ([`deltas`]) and applies them with that time's view rows,
-//! so the index and every view stay at one `as_of`.
+//! into [`RecsDelta`]s ([`deltas`]) and applies them with that time's view rows
+//! (`ViewStore::apply_indexed`), so the index and every view stay at one `as_of`.
 //!
 //! How it is computed — at read time. This module only derives small, additive index updates
-//! ([`RecsDelta`], published as [`ViewRow::RecsIndex`] rows with the same engine time as every
-//! view row): per (customer, product) interactions by kind (a purchase once per live order
+//! ([`RecsDelta`], published with the same engine time as every view row): per (customer, product) interactions by kind (a purchase once per live order
 //! containing the product, cart, wishlist and product-view rows), per (customer, category)
 //! browses, each product's current category and inactive flag, and the co-occurrence counts
 //! co(p, q) of the `co_purchases` input (one delta per order and pair; orders over the basket
@@ -85,11 +84,11 @@
 //! index (view-store).
 
 use super::IndexUpdates;
-use view_store::{InteractionKind, RecsDelta, ViewRow};
+use view_store::{InteractionKind, RecsDelta};
 
-/// One engine time's index updates as store rows ([`ViewRow::RecsIndex`], whose diffs are
-/// multiplicities), appended to `out`.
-pub fn deltas(u: IndexUpdates, out: &mut Vec<(ViewRow, isize)>) {
+/// One engine time's index updates as the store's index deltas (whose diffs are
+/// multiplicities), in no particular order.
+pub fn deltas(u: IndexUpdates) -> Vec<(RecsDelta, i64)> {
     let interaction = |customer, product, kind| RecsDelta::Interaction {
         customer,
         product,
@@ -103,9 +102,7 @@ pub fn deltas(u: IndexUpdates, out: &mut Vec<(ViewRow, isize)>) {
         wishlists,
         product_views,
     } = u;
-    // ViewRows are large: growing `out` push by push copied it over and over (callgrind:
-    // ~0.7% of all the stages' instructions)
-    out.reserve(
+    let mut out = Vec::with_capacity(
         purchases.len()
             + carts.len()
             + wishlists.len()
@@ -113,7 +110,7 @@ pub fn deltas(u: IndexUpdates, out: &mut Vec<(ViewRow, isize)>) {
             + 2 * products.len()
             + co_purchases.len(),
     );
-    let mut push = |d: RecsDelta, r: isize| out.push((ViewRow::RecsIndex(d), r));
+    let mut push = |d: RecsDelta, r: isize| out.push((d, r as i64));
 
     // once per live order of the customer containing the product
     for ((c, p), r) in purchases {
@@ -157,6 +154,7 @@ pub fn deltas(u: IndexUpdates, out: &mut Vec<(ViewRow, isize)>) {
     for ((product, other), r) in co_purchases {
         push(RecsDelta::CoPurchase { product, other }, r);
     }
+    out
 }
 
 #[cfg(test)]
@@ -166,7 +164,7 @@ mod tests {
     use crate::facts::{Interaction, ProductFacts, ViewEvent};
     use std::cell::RefCell;
     use view_store::AlsoBoughtRow;
-    use view_store::{AsOf, ChangeBatch, ViewName, ViewRow, ViewStore};
+    use view_store::{AsOf, ViewName, ViewRow, ViewStore};
 
     thread_local! {
         /// Every update the rig's single worker produced since the last publication (it runs on
@@ -204,24 +202,16 @@ mod tests {
         fn step(&mut self, updates: Updates) {
             let mut index = None;
             self.rig.tick(|s| index = Some(s.feed(updates)));
-            let mut changes: Vec<(ViewRow, isize)> =
+            let changes: Vec<(ViewRow, isize)> =
                 SINK.with(|s| std::mem::take(&mut *s.borrow_mut()));
-            if let Some(index) = index {
-                super::deltas(index, &mut changes);
-            }
-            crate::ingest::consolidate(&mut changes);
-            changes.sort_by_key(|(_, r)| *r > 0);
             self.time += 1;
-            self.store.apply(ChangeBatch {
-                as_of: AsOf {
-                    time: self.time,
-                    ..AsOf::default()
-                },
-                changes: changes
-                    .into_iter()
-                    .map(|(row, r)| (row, r as i64))
-                    .collect(),
-            });
+            let as_of = AsOf {
+                time: self.time,
+                ..AsOf::default()
+            };
+            let (batch, index) =
+                crate::runtime::store_batch(changes, index.unwrap_or_default(), as_of);
+            self.store.apply_indexed(batch, index);
             assert_eq!(self.store.anomalies(), 0, "the index took every delta");
         }
     }

@@ -223,6 +223,55 @@ impl RecsIndex {
         }
     }
 
+    /// Applies one engine time's index deltas (any order, repeats allowed) as the batch of
+    /// one time: netted per delta, retractions before insertions (a product moving category
+    /// retracts the old one first), interactions a customer's run at a time. Co-occurrence
+    /// deltas are not applied here but returned as `(product, other, diff)` for
+    /// `crate::co::apply_batch`, which ranks a product's partners once per batch. Returns them
+    /// and the number of deltas that did not fit.
+    pub(crate) fn apply_deltas(
+        &mut self,
+        deltas: Vec<(RecsDelta, i64)>,
+    ) -> (Vec<(i64, i64, i64)>, u64) {
+        let mut co = Vec::new();
+        let mut rest = Vec::new();
+        for (delta, diff) in deltas {
+            match delta {
+                RecsDelta::CoPurchase { product, other } => co.push((product, other, diff)),
+                _ => rest.push((delta, diff)),
+            }
+        }
+        // stable: the engine's deltas come as runs sorted per input, which it merges
+        rest.sort_by_key(|&(delta, _)| delta);
+        rest.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 += later.1;
+            }
+            same
+        });
+        rest.retain(|(_, d)| *d != 0);
+        rest.sort_by_key(|(_, d)| *d > 0);
+        let mut refused = 0;
+        let mut interactions = Vec::new();
+        for (delta, diff) in rest {
+            match delta {
+                RecsDelta::Interaction {
+                    customer,
+                    product,
+                    kind,
+                } => interactions.push((customer, product, kind, diff)),
+                _ => {
+                    if !self.apply(&delta, diff) {
+                        refused += 1;
+                    }
+                }
+            }
+        }
+        refused += self.apply_interactions(&interactions);
+        (co, refused)
+    }
+
     /// Applies interaction deltas `(customer, product, kind, diff)` in order, as [`apply`]
     /// would one by one; returns how many did not fit. A run of one customer's deltas finds the
     /// customer once: the engine sends a customer's purchases together (its updates are
