@@ -255,41 +255,10 @@ impl RadixKey for Key {
     }
 }
 
-/// Below this many entries, [`radix_sort`] sorts by comparison: cheaper than a pass over 256
-/// counters.
-const SMALL: usize = 128;
-
-/// Sorts by key, `spare` as the second buffer: a least-significant-digit radix sort over only
-/// the bytes in which the keys differ (product ids differ in their low two or three bytes: two
-/// or three passes). Stable from [`SMALL`] entries on; below, unstable (the callers have
-/// distinct keys or sum equal ones). Comparison sorts of a busy slot's nets were ~10% of the
-/// dataflow's instructions (callgrind).
+/// Sorts by key ([`view_store::radix_sort_by`]): comparison sorts of a busy slot's nets were
+/// ~10% of the dataflow's instructions (callgrind).
 fn radix_sort<K: RadixKey, V: Copy>(v: &mut Vec<(K, V)>, spare: &mut Vec<(K, V)>) {
-    if v.len() < SMALL {
-        v.sort_unstable_by_key(|e| e.0.radix());
-        return;
-    }
-    let first = v[0].0.radix();
-    let differ = v.iter().fold(0, |acc, e| acc | (e.0.radix() ^ first));
-    spare.clear();
-    spare.extend_from_slice(v);
-    for byte in (0..16).filter(|b| (differ >> (b * 8)) & 0xff != 0) {
-        let digit = |e: &(K, V)| ((e.0.radix() >> (byte * 8)) & 0xff) as usize;
-        let mut at = [0usize; 256];
-        for e in v.iter() {
-            at[digit(e)] += 1;
-        }
-        let mut sum = 0;
-        for slot in at.iter_mut() {
-            (*slot, sum) = (sum, sum + *slot);
-        }
-        for e in v.iter() {
-            let d = digit(e);
-            spare[at[d]] = *e;
-            at[d] += 1;
-        }
-        std::mem::swap(v, spare);
-    }
+    view_store::radix_sort_by(v, spare, |e| e.0.radix());
 }
 
 /// `(subgroup, id)` packed into one integer that orders as the pair does: a slot's changes in
@@ -505,7 +474,7 @@ mod tests {
             let mut want = v.clone();
             want.sort_by_key(|e| e.0);
             radix_sort(&mut v, &mut Vec::new());
-            if v.len() < SMALL {
+            if v.len() < view_store::RADIX_SMALL {
                 assert!(v.windows(2).all(|w| w[0].0 <= w[1].0));
                 v.sort();
                 want.sort();

@@ -17,6 +17,7 @@
 //! `views::index` does).
 
 use crate::idmap::IdMap;
+use crate::radix::ordered;
 use crate::rows::AlsoBoughtRow;
 use crate::ViewRow;
 use foldhash::HashMap;
@@ -139,7 +140,11 @@ pub(crate) fn apply_batch(
     k: usize,
     rows: &mut AlsoBoughtRows,
 ) -> (u64, Vec<(ViewRow, i64)>) {
-    deltas.sort_unstable_by_key(|&(p, q, _)| (p, q));
+    // by radix: product ids differ in few bytes, and a comparison sort of the pairs was ~10%
+    // of the store's instructions (callgrind, stages bench)
+    let pair =
+        |&(p, q, _): &(i64, i64, i64)| (u128::from(ordered(p)) << 64) | u128::from(ordered(q));
+    crate::radix_sort_by(&mut deltas, &mut Vec::new(), pair);
     let mut refused = 0;
     let mut retracted = Vec::with_capacity(co.last_changes);
     let mut inserted = Vec::with_capacity(co.last_changes / 2);

@@ -18,11 +18,13 @@
 mod co;
 mod idmap;
 pub mod leaders;
+mod radix;
 pub mod recs;
 pub mod rows;
 pub mod status;
 
 pub use idmap::{gallop, merge_sorted};
+pub use radix::{ordered, radix_sort_by, RADIX_SMALL};
 pub use recs::{InteractionKind, Recommender, RecsDelta};
 pub use rows::*;
 

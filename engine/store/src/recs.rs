@@ -233,7 +233,9 @@ impl RecsIndex {
         &mut self,
         deltas: Vec<(RecsDelta, i64)>,
     ) -> (Vec<(i64, i64, i64)>, u64) {
-        let mut co = Vec::new();
+        // most of a time's deltas are co-occurrence pairs (grown push by push, their vector
+        // was copied over and over)
+        let mut co = Vec::with_capacity(deltas.len());
         let mut rest = Vec::new();
         for (delta, diff) in deltas {
             match delta {
@@ -253,7 +255,7 @@ impl RecsIndex {
         rest.retain(|(_, d)| *d != 0);
         rest.sort_by_key(|(_, d)| *d > 0);
         let mut refused = 0;
-        let mut interactions = Vec::new();
+        let mut interactions = Vec::with_capacity(rest.len());
         for (delta, diff) in rest {
             match delta {
                 RecsDelta::Interaction {
