@@ -53,23 +53,7 @@ static BASKETS_CAPPED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
 
 /// Sums the diffs of equal records and drops the zeros (sorts by record).
 pub(crate) fn consolidate<D: Ord>(v: &mut Vec<(D, isize)>) {
-    if v.len() < 2 {
-        v.retain(|(_, r)| *r != 0);
-        return;
-    }
-    // stable: the batches arrive as runs already sorted (each operator's output), which the
-    // stable sort merges; an unstable sort of the store's rows ran 60% more instructions
-    // (callgrind, store_batch). Merged in place rather than into a second vector.
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    // `dedup_by` hands the later of two neighbours first: its diff joins the kept one
-    v.dedup_by(|later, kept| {
-        let same = later.0 == kept.0;
-        if same {
-            kept.1 += later.1;
-        }
-        same
-    });
-    v.retain(|(_, r)| *r != 0);
+    view_store::consolidate(v);
 }
 
 fn delta<V: Copy>(key: i64, d: crate::upsert::Delta<V>, out: &mut Vec<((i64, V), isize)>) {

@@ -194,6 +194,30 @@ impl AsOf {
     }
 }
 
+/// Sums the diffs of equal records and drops the zeros (sorts by record).
+pub fn consolidate<D: Ord, R: Copy + Default + PartialEq + std::ops::AddAssign>(
+    v: &mut Vec<(D, R)>,
+) {
+    let zero = R::default();
+    if v.len() < 2 {
+        v.retain(|(_, r)| *r != zero);
+        return;
+    }
+    // stable: the batches arrive as runs already sorted (each operator's output, each input's
+    // deltas), which the stable sort merges; an unstable sort of the store's rows ran 60% more
+    // instructions (callgrind, store_batch). Merged in place rather than into a second vector.
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    // `dedup_by` hands the later of two neighbours first: its diff joins the kept one
+    v.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 += later.1;
+        }
+        same
+    });
+    v.retain(|(_, r)| *r != zero);
+}
+
 /// Puts the retractions before the insertions, each in the order it had (a stable partition
 /// by sign): the order a [`ChangeBatch`] is applied in. The leading retractions stay where they
 /// are and each insertion after them moves out and back once, where a stable sort by sign
@@ -416,16 +440,24 @@ impl ViewStore {
             anomalies += refused;
             if !also_bought.is_empty() {
                 // retractions first over the whole batch again: into a retractions-first batch,
-                // the view's retractions are spliced after the batch's and its insertions
-                // appended (one move of the batch's insertions; a partition of the whole batch
-                // ran the store 3.7% more instructions)
+                // the view's retractions go after the batch's and its insertions last, each row
+                // moved once into a vector of the final size (a partition of the whole batch ran
+                // the store 3.7% more instructions; splicing into the batch's own vector
+                // reallocated and copied it, then moved its insertions again)
                 let at = batch.changes.partition_point(|(_, r)| *r < 0);
                 if batch.changes[at..].iter().all(|(_, r)| *r >= 0) {
                     let mut also_bought = also_bought;
                     let inserted =
                         also_bought.split_off(also_bought.partition_point(|(_, r)| *r < 0));
-                    batch.changes.splice(at..at, also_bought);
-                    batch.changes.extend(inserted);
+                    let mut merged = Vec::with_capacity(
+                        batch.changes.len() + also_bought.len() + inserted.len(),
+                    );
+                    let mut rows = std::mem::take(&mut batch.changes).into_iter();
+                    merged.extend(rows.by_ref().take(at));
+                    merged.extend(also_bought);
+                    merged.extend(rows);
+                    merged.extend(inserted);
+                    batch.changes = merged;
                 } else {
                     batch.changes.extend(also_bought);
                     retractions_first(&mut batch.changes);

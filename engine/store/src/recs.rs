@@ -243,16 +243,7 @@ impl RecsIndex {
                 _ => rest.push((delta, diff)),
             }
         }
-        // stable: the engine's deltas come as runs sorted per input, which it merges
-        rest.sort_by_key(|&(delta, _)| delta);
-        rest.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                kept.1 += later.1;
-            }
-            same
-        });
-        rest.retain(|(_, d)| *d != 0);
+        crate::consolidate(&mut rest);
         rest.sort_by_key(|(_, d)| *d > 0);
         let mut refused = 0;
         let mut interactions = Vec::with_capacity(rest.len());
