@@ -267,8 +267,8 @@ impl RecsIndex {
 
     /// Applies interaction deltas `(customer, product, kind, diff)` in order, as [`apply`]
     /// would one by one; returns how many did not fit. A run of one customer's deltas finds the
-    /// customer once: the engine sends a customer's purchases together (its updates are
-    /// consolidated, so sorted by customer), and a B-tree search per delta missed the cache at
+    /// customer once: [`RecsIndex::apply_deltas`] hands a customer's deltas together (netted,
+    /// so sorted by customer), and a B-tree search per delta missed the cache at
     /// most levels (perf: the index was the store's largest cost).
     ///
     /// [`apply`]: RecsIndex::apply
