@@ -56,6 +56,21 @@ pub(crate) fn consolidate<D: Ord>(v: &mut Vec<(D, isize)>) {
     view_store::consolidate(v);
 }
 
+/// Sums the diffs of equal records and drops the zeros, in no particular order (the same for
+/// the same input: the hasher is not seeded per process).
+pub(crate) fn net_by_hash<D: std::hash::Hash + Eq>(v: &mut Vec<(D, isize)>) {
+    if v.len() < 2 {
+        v.retain(|(_, r)| *r != 0);
+        return;
+    }
+    let mut net: std::collections::HashMap<D, isize, foldhash::fast::FixedState> =
+        std::collections::HashMap::with_capacity_and_hasher(v.len(), Default::default());
+    for (d, r) in v.drain(..) {
+        *net.entry(d).or_insert(0) += r;
+    }
+    v.extend(net.into_iter().filter(|(_, r)| *r != 0));
+}
+
 fn delta<V: Copy>(key: i64, d: crate::upsert::Delta<V>, out: &mut Vec<((i64, V), isize)>) {
     if let Some(old) = d.old {
         out.push(((key, old), -1));
@@ -496,7 +511,8 @@ mod tests {
     use super::*;
     use sources::*;
 
-    /// Consolidation sums the diffs of equal records, drops zeros and sorts, as a map does.
+    /// Consolidation sums the diffs of equal records, drops zeros and sorts, as a map does;
+    /// netting by hash gives the same but for the order.
     #[test]
     fn consolidate_equals_a_sum_per_record() {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -515,8 +531,13 @@ mod tests {
                 *want.entry(k.clone()).or_default() += d;
             }
             want.retain(|_, d| *d != 0);
+            let mut hashed = v.clone();
             consolidate(&mut v);
             assert_eq!(v, want.into_iter().collect::<Vec<_>>());
+            // by hash: the same records and sums, in some order
+            net_by_hash(&mut hashed);
+            hashed.sort();
+            assert_eq!(hashed, v);
         }
     }
 
