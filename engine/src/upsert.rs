@@ -751,14 +751,20 @@ fn keep<T: Copy>(u: Unavailable, column: usize, new: T, stored: Option<T>) -> T 
 impl UpsertState {
     /// Applies one change; returns its projected effect, if any.
     pub fn apply(&mut self, change: &Change) -> Vec<Projected> {
+        let mut out = Vec::new();
+        self.apply_into(change, &mut out);
+        out
+    }
+
+    /// [`UpsertState::apply`], appending to `out` (the ingest reuses one vector: a vector per
+    /// change was an allocation and a free per event).
+    pub fn apply_into(&mut self, change: &Change, out: &mut Vec<Projected>) {
         let lsn = change.lsn;
         match &change.kind {
-            ChangeKind::Truncate => self.truncate(change.table, lsn),
-            ChangeKind::Delete { key } => {
-                self.delete(change.table, *key, lsn).into_iter().collect()
-            }
+            ChangeKind::Truncate => out.extend(self.truncate(change.table, lsn)),
+            ChangeKind::Delete { key } => out.extend(self.delete(change.table, *key, lsn)),
             ChangeKind::Upsert { row, unavailable } => {
-                self.upsert(row, *unavailable, lsn).into_iter().collect()
+                out.extend(self.upsert(row, *unavailable, lsn))
             }
         }
     }
