@@ -51,11 +51,6 @@ static BASKETS_CAPPED: LazyLock<Option<IntCounter>> = LazyLock::new(|| {
     Some(c)
 });
 
-/// Sums the diffs of equal records and drops the zeros (sorts by record).
-pub(crate) fn consolidate<D: Ord>(v: &mut Vec<(D, isize)>) {
-    view_store::consolidate(v);
-}
-
 /// Sums the diffs of equal records and drops the zeros, in no particular order (the same for
 /// the same input: the hasher is not seeded per process).
 pub(crate) fn net_by_hash<D: std::hash::Hash + Eq>(v: &mut Vec<(D, isize)>) {
@@ -566,7 +561,7 @@ mod tests {
             }
             want.retain(|_, d| *d != 0);
             let mut hashed = v.clone();
-            consolidate(&mut v);
+            view_store::consolidate(&mut v);
             assert_eq!(v, want.into_iter().collect::<Vec<_>>());
             // by hash: the same records and sums, in some order
             net_by_hash(&mut hashed);
@@ -1076,7 +1071,7 @@ mod tests {
     fn pair_changes_touch_only_entered_and_left_products() {
         let mut out = vec![];
         pair_changes(&[1, 2, 3], &[1, 3, 4, 5], &mut out);
-        consolidate(&mut out);
+        view_store::consolidate(&mut out);
         let pairs = |b: &[i64]| -> Vec<((i64, i64), isize)> {
             let mut v = vec![];
             for &p in b {
@@ -1090,7 +1085,7 @@ mod tests {
         };
         let mut want = pairs(&[1, 3, 4, 5]);
         want.extend(pairs(&[1, 2, 3]).into_iter().map(|(k, r)| (k, -r)));
-        consolidate(&mut want);
+        view_store::consolidate(&mut want);
         assert_eq!(out, want);
     }
 }

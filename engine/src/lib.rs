@@ -13,4 +13,4 @@ pub mod runtime;
 pub mod upsert;
 pub mod views;
 
-pub use runtime::{now, Counters, Engine, EngineConfig, Submitter};
+pub use runtime::{Counters, Engine, EngineConfig, Submitter};

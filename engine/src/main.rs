@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Parser;
 use engine::cli::{Cli, Command, ReplayArgs, RunArgs, TopicsCommand};
 use engine::{dump, Engine};
-use sources::{EngineIo, Transaction};
+use sources::{EngineIo, Micros, Transaction};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -114,7 +114,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let on_publish: engine::runtime::OnPublish = {
         let status = status.clone();
         Arc::new(move |as_of, received_at, positions| {
-            let now = engine::now();
+            let now = Micros::now();
             if received_at.0 > 0 {
                 let lat = (now.0 - received_at.0).max(0) as u64;
                 api::metrics::observe_visible_latency(Duration::from_micros(lat));
@@ -308,7 +308,7 @@ fn embedded(args: &RunArgs, io: sources::SourceIo) -> anyhow::Result<()> {
     let period = Duration::from_secs_f64(1.0 / args.embedded_rate.max(0.01));
     let mut next = Instant::now();
     while !io.stopping() {
-        let now = engine::now();
+        let now = Micros::now();
         let mut tx = shop.step(now);
         tx.received_at = now;
         send(tx)?;

@@ -730,7 +730,7 @@ fn apply_to_store(
     let as_of = AsOf {
         time: meta.transactions,
         lsn: meta.lsn,
-        published_at: Some(now()),
+        published_at: Some(Micros::now()),
     };
     let (batch, index) = store_batch(changes, index, as_of);
     counters
@@ -755,18 +755,13 @@ pub fn store_batch(
     index: IndexUpdates,
     as_of: AsOf,
 ) -> (ChangeBatch, Vec<(RecsDelta, i64)>) {
-    crate::ingest::consolidate(&mut changes);
+    view_store::consolidate(&mut changes);
     let mut changes: Vec<(ViewRow, i64)> = changes
         .into_iter()
         .map(|(row, r)| (row, r as i64))
         .collect();
     view_store::retractions_first(&mut changes);
     (ChangeBatch { as_of, changes }, views::index::deltas(index))
-}
-
-/// Wall-clock now.
-pub fn now() -> Micros {
-    Micros::now()
 }
 
 #[cfg(test)]

@@ -697,7 +697,7 @@ impl Runner {
                     let tx = Transaction {
                         tx_id: None,
                         lsn: Some(point),
-                        received_at: now(),
+                        received_at: Micros::now(),
                         position: Position::Postgres(point),
                         changes,
                     };
@@ -818,11 +818,6 @@ impl Runner {
     }
 }
 
-/// Wall clock in microseconds.
-pub fn now() -> Micros {
-    Micros::now()
-}
-
 struct OpenTx {
     xid: u32,
     changes: Vec<Change>,
@@ -920,7 +915,7 @@ impl Runner {
                     let t = Transaction {
                         tx_id: Some(tx.xid as u64),
                         lsn: Some(end),
-                        received_at: now(),
+                        received_at: Micros::now(),
                         position: Position::Postgres(end),
                         changes: tx.changes,
                     };

@@ -224,7 +224,7 @@ fn main() -> Result<()> {
         std::thread::spawn(move || {
             let mut next = Instant::now();
             while !stop.load(Ordering::Relaxed) {
-                let now = engine::now();
+                let now = Micros::now();
                 let mut tx = shop.step(now);
                 tx.received_at = now;
                 if sub.submit(tx).is_err() {

@@ -414,7 +414,7 @@ fn main() -> anyhow::Result<()> {
     let lat_w = lat.clone();
     let on_publish: engine::runtime::OnPublish = Arc::new(move |_, received_at, _| {
         if received_at.0 > 0 {
-            let l = (engine::now().0 - received_at.0).max(0) as u64;
+            let l = (Micros::now().0 - received_at.0).max(0) as u64;
             if let Ok(mut v) = lat_w.lock() {
                 v.push(l);
             }
@@ -443,7 +443,7 @@ fn main() -> anyhow::Result<()> {
             std::thread::sleep(due - now);
         }
         sent_events += tx.changes.len() as u64;
-        tx.received_at = engine::now();
+        tx.received_at = Micros::now();
         engine.submit(tx)?;
     }
     engine.sync();

@@ -33,15 +33,6 @@ fn arg(i: usize, default: usize) -> anyhow::Result<usize> {
     }
 }
 
-fn now() -> Micros {
-    Micros(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros() as i64)
-            .unwrap_or(0),
-    )
-}
-
 struct Running {
     handle: std::thread::JoinHandle<Result<(), sources::postgres::PgSourceError>>,
     engine: EngineIo,
@@ -197,7 +188,7 @@ fn main() -> anyhow::Result<()> {
                             )
                             .await?;
                         let id: i64 = row.get(0);
-                        committed.insert(id, now());
+                        committed.insert(id, Micros::now());
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
                     anyhow::Ok(committed)

@@ -282,7 +282,7 @@ fn tx(changes: Vec<Change>) -> Transaction {
     Transaction {
         tx_id: None,
         lsn: None,
-        received_at: engine::now(),
+        received_at: Micros::now(),
         position: Position::None,
         changes,
     }

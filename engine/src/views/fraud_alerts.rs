@@ -63,7 +63,7 @@ fn customer_rules<'s>(
         // net per order first: a time's changes arrive unconsolidated and in any order, and a
         // retraction must not meet an absent entry before the insertion it cancels
         let mut net = changes.to_vec();
-        crate::ingest::consolidate(&mut net);
+        view_store::consolidate(&mut net);
         if net.is_empty() {
             return;
         }

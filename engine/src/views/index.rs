@@ -42,12 +42,13 @@
 //! (`ViewStore::apply_indexed`), so the index and every view stay at one `as_of`.
 //!
 //! How it is computed — at read time. This module only derives small, additive index updates
-//! ([`RecsDelta`], published with the same engine time as every view row): per (customer, product) interactions by kind (a purchase once per live order
-//! containing the product, cart, wishlist and product-view rows), per (customer, category)
-//! browses, each product's current category and inactive flag, and the co-occurrence counts
-//! co(p, q) of the `co_purchases` input (one delta per order and pair; orders over the basket
-//! cap give none). The store applies them to its index under the same write lock as the view rows, so
-//! a list computed from it reflects exactly the `as_of` it is returned with, and computes a
+//! ([`RecsDelta`], published with the same engine time as every view row): per (customer,
+//! product) interactions by kind (a purchase once per live order containing the product,
+//! cart, wishlist and product-view rows), per (customer, category) browses, each product's
+//! current category and inactive flag, and the co-occurrence counts co(p, q) of the
+//! `co_purchases` input (one delta per order and pair; orders over the basket cap give none).
+//! The store applies them to its index under the same write lock as the view rows, so a list
+//! computed from it reflects exactly the `as_of` it is returned with, and computes a
 //! customer's list when it is read (`view_store::recs`: weights, scores, exclusions, fill-ins
 //! from the `top_products` rows of window `all`, metric `quantity`).
 //!

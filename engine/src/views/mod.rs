@@ -75,8 +75,8 @@ macro_rules! engine_inputs {
             /// Cancels `+x` against `−x` within the batch, so superseded updates (a row changed
             /// twice in one transaction) never reach the dataflow or the store.
             pub fn consolidate(&mut self) {
-                $( crate::ingest::consolidate(&mut self.$name); )*
-                $( crate::ingest::consolidate(&mut self.$iname); )*
+                $( view_store::consolidate(&mut self.$name); )*
+                $( view_store::consolidate(&mut self.$iname); )*
             }
 
             /// [`Updates::consolidate`] for the dataflow's inputs only, as the runtime

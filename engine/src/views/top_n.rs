@@ -245,7 +245,7 @@ trait RadixKey: Copy {
 
 impl RadixKey for i64 {
     fn radix(self) -> u128 {
-        (self as u64 ^ Key::FLIP) as u128
+        view_store::ordered(self).into()
     }
 }
 
@@ -268,11 +268,11 @@ fn radix_sort<K: RadixKey, V: Copy>(v: &mut Vec<(K, V)>, spare: &mut Vec<(K, V)>
 struct Key(u128);
 
 impl Key {
-    /// Flipping the sign bit makes i64 order the u64 order.
+    /// The sign bit [`view_store::ordered`] flips; flipped back to decode.
     const FLIP: u64 = 1 << 63;
 
     fn new(sub: i64, id: i64) -> Key {
-        Key((((sub as u64 ^ Self::FLIP) as u128) << 64) | (id as u64 ^ Self::FLIP) as u128)
+        Key(view_store::ordered_pair(sub, id))
     }
 
     fn sub(self) -> i64 {

@@ -17,7 +17,7 @@
 //! `views::index` does).
 
 use crate::idmap::IdMap;
-use crate::radix::ordered;
+use crate::radix::ordered_pair;
 use crate::rows::AlsoBoughtRow;
 use crate::ViewRow;
 use foldhash::HashMap;
@@ -142,9 +142,9 @@ pub(crate) fn apply_batch(
 ) -> (u64, Vec<(ViewRow, i64)>) {
     // by radix: product ids differ in few bytes, and a comparison sort of the pairs was ~10%
     // of the store's instructions (callgrind, stages bench)
-    let pair =
-        |&(p, q, _): &(i64, i64, i64)| (u128::from(ordered(p)) << 64) | u128::from(ordered(q));
-    crate::radix_sort_by(&mut deltas, &mut Vec::new(), pair);
+    crate::radix_sort_by(&mut deltas, &mut Vec::new(), |&(p, q, _)| {
+        ordered_pair(p, q)
+    });
     let mut refused = 0;
     let mut retracted = Vec::with_capacity(co.last_changes);
     let mut inserted = Vec::with_capacity(co.last_changes / 2);

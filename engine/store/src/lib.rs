@@ -24,7 +24,7 @@ pub mod rows;
 pub mod status;
 
 pub use idmap::{gallop, merge_sorted};
-pub use radix::{ordered, radix_sort_by, RADIX_SMALL};
+pub use radix::{ordered, ordered_pair, radix_sort_by, RADIX_SMALL};
 pub use recs::{InteractionKind, Recommender, RecsDelta};
 pub use rows::*;
 
@@ -222,7 +222,7 @@ pub fn consolidate<D: Ord, R: Copy + Default + PartialEq + std::ops::AddAssign>(
 /// by sign): the order a [`ChangeBatch`] is applied in. The leading retractions stay where they
 /// are and each insertion after them moves out and back once, where a stable sort by sign
 /// allocated and copied the whole batch.
-pub fn retractions_first(changes: &mut Vec<(ViewRow, i64)>) {
+pub fn retractions_first<T>(changes: &mut Vec<(T, i64)>) {
     let from = changes
         .iter()
         .position(|(_, r)| *r > 0)

@@ -43,3 +43,8 @@ pub fn radix_sort_by<T: Copy>(v: &mut Vec<T>, spare: &mut Vec<T>, key: impl Fn(&
 pub fn ordered(id: i64) -> u64 {
     id as u64 ^ (1 << 63)
 }
+
+/// A pair of `i64`s as one key that orders as the pair does, for [`radix_sort_by`].
+pub fn ordered_pair(a: i64, b: i64) -> u128 {
+    (u128::from(ordered(a)) << 64) | u128::from(ordered(b))
+}

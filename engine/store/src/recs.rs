@@ -244,7 +244,7 @@ impl RecsIndex {
             }
         }
         crate::consolidate(&mut rest);
-        rest.sort_by_key(|(_, d)| *d > 0);
+        crate::retractions_first(&mut rest);
         let mut refused = 0;
         let mut interactions = Vec::with_capacity(rest.len());
         for (delta, diff) in rest {
