@@ -100,7 +100,7 @@ fn trending_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
     trending::build(i, c)
 }
 fn category_sales_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
-    category_sales::build(i, &Shared::new(i, c), c)
+    category_sales::build(i, c)
 }
 fn fraud_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
     fraud_alerts::build(&i.live_orders, &c.fraud)

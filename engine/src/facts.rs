@@ -74,9 +74,9 @@ pub fn date_grain(windows: &[Window]) -> i64 {
 }
 
 /// `date` cut down to `grain` ([`date_grain`]): the start of its epoch-aligned grain. The
-/// sales and order categories carry it instead of the order's own date (project early: the
-/// views only ask which window an order is in), so the lines of one product, price and
-/// category in one grain are one record with a count, not one per order.
+/// additive inputs carry it instead of the order's own date (project early: the views only
+/// ask which window an order is in), so the sales of one product in one grain are one
+/// record, not one per order.
 pub fn coarse(date: Micros, grain: i64) -> Micros {
     date.window_start(grain)
 }
@@ -105,6 +105,7 @@ pub fn slots(
         .chain([(Window::All, None)])
 }
 
-/// An item's product, quantity and unit price, and the product's current category (the ingest
-/// re-states a product's lines when it moves, so views need no join with the products).
-pub type Line = (i64, i64, Money, Option<i64>);
+/// The key of a product's sales: `(date at the grain, product, its current category)` (the
+/// ingest re-states an order's lines when a product moves, so views need no join with the
+/// products).
+pub type SaleKey = (Micros, i64, Option<i64>);

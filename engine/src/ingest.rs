@@ -5,9 +5,11 @@
 //! thread anyway, so for each order a transaction touched, the ingest compares what the order
 //! contributed before the transaction (its live image, items and their products' categories)
 //! with what it contributes after, and emits the difference: the order itself (`live_orders`),
-//! one sale per item (`sales`), its distinct categories (`order_categories`), the customer's
-//! purchases (`purchases`) and the co-purchase pairs (`co_purchases`); the windowed ones carry
-//! the order's date. A product moving to another category
+//! its shares of the additive inputs (`order_totals`; per item `sales` and, by the product's
+//! category, `category_totals`, which also count the order once per distinct category), the
+//! customer's purchases (`purchases`) and the co-purchase pairs (`co_purchases`); the
+//! additive ones carry the order's date at the windows' grain and are summed per key for the
+//! engine time (`sum_by_hash`). A product moving to another category
 //! re-states the orders containing it (found through `orders_by_product`, an index built only
 //! while categories move: see [`Ingest::orders_by_product`]).
 //! The dataflow then only sums and ranks: no view arranges a record per order or per item to
@@ -64,6 +66,50 @@ pub(crate) fn net_by_hash<D: std::hash::Hash + Eq>(v: &mut Vec<(D, isize)>) {
         *net.entry(d).or_insert(0) += r;
     }
     v.extend(net.into_iter().filter(|(_, r)| *r != 0));
+}
+
+/// Sums an additive input's updates per key (see `views::Updates`): a record `(key, sums)`
+/// with diff d adds d × sums, and each key whose total is not all zero leaves as one record
+/// `(key, total)` with diff 1, in no particular order (the same for the same input).
+///
+/// Wrapping arithmetic: it is a group, so a retraction cancels exactly what its insertion
+/// added whatever the values (a corrupt row's overflowing revenue included), and it cannot
+/// panic on the ingest thread.
+pub(crate) fn sum_by_hash<K: std::hash::Hash + Eq, const N: usize>(
+    v: &mut Vec<((K, [isize; N]), isize)>,
+) {
+    let mut totals: std::collections::HashMap<K, [isize; N], foldhash::fast::FixedState> =
+        std::collections::HashMap::with_capacity_and_hasher(v.len(), Default::default());
+    for ((key, sums), d) in v.drain(..) {
+        add_scaled(totals.entry(key).or_insert([0; N]), sums, d);
+    }
+    v.extend(
+        totals
+            .into_iter()
+            .filter(|(_, t)| *t != [0; N])
+            .map(|(key, t)| ((key, t), 1)),
+    );
+}
+
+/// [`sum_by_hash`], ascending by key: the canonical form tests compare.
+pub(crate) fn sum_sorted<K: Ord, const N: usize>(v: &mut Vec<((K, [isize; N]), isize)>) {
+    let mut totals: BTreeMap<K, [isize; N]> = BTreeMap::new();
+    for ((key, sums), d) in v.drain(..) {
+        add_scaled(totals.entry(key).or_insert([0; N]), sums, d);
+    }
+    v.extend(
+        totals
+            .into_iter()
+            .filter(|(_, t)| *t != [0; N])
+            .map(|(key, t)| ((key, t), 1)),
+    );
+}
+
+/// `total += d × sums`, wrapping (see [`sum_by_hash`]).
+fn add_scaled<const N: usize>(total: &mut [isize; N], sums: [isize; N], d: isize) {
+    for (t, s) in total.iter_mut().zip(sums) {
+        *t = t.wrapping_add(s.wrapping_mul(d));
+    }
 }
 
 fn delta<V: Copy>(key: i64, d: crate::upsert::Delta<V>, out: &mut Vec<((i64, V), isize)>) {
@@ -483,10 +529,8 @@ impl Ingest {
     }
 }
 
-/// The facts of a live order that carry its date: the order, its sales and its categories (at
-/// the views' `grain`, see [`coarse`]: lines of one product in one grain consolidate into one
-/// record: 1,359k -> 1,137k updates into the dataflow in the stages bench, 100k orders at
-/// 1,000 transactions a time).
+/// The facts of a live order that carry its date: the order, and its shares of the additive
+/// inputs at the views' `grain` ([`coarse`]), which the time's consolidation sums per key.
 fn dated_facts(
     order: i64,
     o: LiveOrder,
@@ -497,15 +541,32 @@ fn dated_facts(
 ) {
     let date = coarse(o.order_date, grain);
     up.live_orders.push(((order, o), sign));
-    up.sales.extend(
+    up.order_totals
+        .push(((date, [o.total.0 as isize, 1]), sign));
+    for ((_, it), &category) in facts.items.iter().zip(&facts.item_categories) {
+        let [qty, revenue] = line_sums(it);
+        up.sales
+            .push((((date, it.product_id, category), [qty, revenue]), sign));
+        if let Some(c) = category {
+            up.category_totals
+                .push((((date, c), [qty, revenue, 0]), sign));
+        }
+    }
+    up.category_totals.extend(
         facts
-            .items
+            .categories
             .iter()
-            .zip(&facts.item_categories)
-            .map(|((_, it), &c)| ((date, (it.product_id, it.quantity, it.price, c)), sign)),
+            .map(|&c| (((date, c), [0, 0, 1]), sign)),
     );
-    up.order_categories
-        .extend(facts.categories.iter().map(|&c| ((date, c), sign)));
+}
+
+/// An item's `[quantity, revenue]`; saturating: a corrupt row must not panic the ingest (real
+/// values fit easily).
+pub fn line_sums(it: &Item) -> [isize; 2] {
+    [
+        it.quantity as isize,
+        it.quantity.saturating_mul(it.price.0) as isize,
+    ]
 }
 
 /// The ordered pairs `(p, q)`, p != q, of `new` minus those of `old` (both sorted, distinct).
@@ -844,16 +905,21 @@ mod tests {
         assert_eq!(u.purchases, vec![((7, 11), -1)]);
         // cancelling retracts everything the order still adds
         let u = ing.apply(&tx(vec![order(9, HOUR, 500, OrderStatus::Cancelled, 7)]));
-        assert_eq!(u.sales.iter().map(|(_, r)| *r).sum::<isize>(), -2);
+        assert_eq!(quantity(&u), -4);
         assert_eq!(u.purchases, vec![((7, 10), -1)]);
         assert_eq!(u.live_orders.len(), 1);
     }
 
-    /// Sales and order categories carry the order's date at the windows' grain (a minute
-    /// here): the same line in two orders of one minute is one record counted twice, and an
-    /// order of the next minute keeps its own. Live orders keep their exact date.
+    /// The quantity a time's sales add, over all keys.
+    fn quantity(u: &Updates) -> isize {
+        u.sales.iter().map(|((_, [q, _]), d)| q * d).sum()
+    }
+
+    /// The additive inputs carry the order's date at the windows' grain (a minute here) and are
+    /// summed per key: a product's lines in two orders of one minute are one record with their
+    /// sums, an order of the next minute has its own. Live orders keep their exact date.
     #[test]
-    fn lines_of_one_grain_are_one_record_with_a_count() {
+    fn sales_of_one_grain_are_one_record_with_their_sums() {
         let mut ing = Ingest::new(&windows(), None, 100);
         let u = ing.apply(&tx(vec![
             order(1, HOUR + 1, 500, OrderStatus::Pending, 1),
@@ -863,18 +929,27 @@ mod tests {
             item(2, 2, 10, 1),
             item(3, 3, 10, 1),
         ]));
-        let line = (10, 2, Money(100), None);
+        let sales = |date, sums| (((Micros(date), 10, None), sums), 1);
         assert_eq!(
             u.sales,
-            vec![((Micros(HOUR), line), 2), ((Micros(HOUR + MIN), line), 1)]
+            vec![sales(HOUR, [4, 400]), sales(HOUR + MIN, [2, 200])]
         );
+        assert_eq!(
+            u.order_totals,
+            vec![
+                ((Micros(HOUR), [1000, 2]), 1),
+                ((Micros(HOUR + MIN), [500, 1]), 1)
+            ]
+        );
+        // product 10 has no category: no category totals
+        assert!(u.category_totals.is_empty());
         let dates: Vec<i64> = u
             .live_orders
             .iter()
             .map(|((_, o), _)| o.order_date.0)
             .collect();
         assert_eq!(dates, vec![HOUR + 1, HOUR + MIN - 1, HOUR + MIN]);
-        // one of the two goes: the record's count drops by one
+        // one of the two goes: its share leaves
         let u = ing.apply(&tx(vec![order(
             2,
             HOUR + MIN - 1,
@@ -882,7 +957,8 @@ mod tests {
             OrderStatus::Cancelled,
             2,
         )]));
-        assert_eq!(u.sales, vec![((Micros(HOUR), line), -1)]);
+        assert_eq!(u.sales, vec![sales(HOUR, [-2, -200])]);
+        assert_eq!(u.order_totals, vec![((Micros(HOUR), [-500, -1]), 1)]);
     }
 
     /// The grain divides every window size, so no date changes window at it, at any size.
@@ -929,7 +1005,7 @@ mod tests {
             kind: ChangeKind::Truncate,
         };
         let u = ing.apply(&tx(vec![t]));
-        assert_eq!(u.sales.iter().map(|(_, r)| *r).sum::<isize>(), -3);
+        assert_eq!(quantity(&u), -6);
         assert_eq!(u.purchases.iter().map(|(_, r)| *r).sum::<isize>(), -3);
         assert_eq!(u.co_purchases, vec![((10, 11), -1), ((11, 10), -1)]);
         assert!(u.live_orders.is_empty());
@@ -952,35 +1028,35 @@ mod tests {
     fn a_product_changing_category_moves_the_orders_containing_it() {
         let mut ing = Ingest::new(&windows(), None, 100);
         let u = ing.apply(&tx(two_orders_of_two_products()));
-        // one category per order however many of its products are in it
-        let cats = |u: &Updates| -> Vec<(i64, isize)> {
-            u.order_categories
+        // per category: its items' [quantity, revenue] and its orders, each order once however
+        // many of its products are in it
+        let cats = |u: &Updates| -> Vec<(i64, [isize; 3])> {
+            u.category_totals
                 .iter()
-                .map(|((_, c), r)| (*c, *r))
+                .map(|(((_, c), sums), d)| (*c, sums.map(|v| v * d)))
                 .collect()
         };
-        assert_eq!(cats(&u), vec![(1, 2)]); // same placement: one record, two orders
-                                            // product 10 moves: order 1 now has categories 1 (by 11) and 2; order 2 is untouched
+        assert_eq!(cats(&u), vec![(1, [6, 600, 2])]);
+        // product 10 moves: order 1 now has categories 1 (by 11) and 2; order 2 is untouched
         let u = ing.apply(&tx(vec![product(10, Some(2), 2)]));
-        assert_eq!(cats(&u), vec![(2, 1)]);
-        // its sale line moves with it; the other line of the order is untouched
-        let lines: Vec<(Line, isize)> = u.sales.iter().map(|((_, l), r)| (*l, *r)).collect();
+        assert_eq!(cats(&u), vec![(1, [-2, -200, 0]), (2, [2, 200, 1])]);
+        // its sales move with it; the other line of the order is untouched
+        let sales: Vec<_> = u
+            .sales
+            .iter()
+            .map(|(((_, p, c), s), d)| (*p, *c, *s, *d))
+            .collect();
         assert_eq!(
-            lines,
-            vec![
-                ((10, 2, Money(100), Some(1)), -1),
-                ((10, 2, Money(100), Some(2)), 1)
-            ]
+            sales,
+            vec![(10, Some(1), [-2, -200], 1), (10, Some(2), [2, 200], 1)]
         );
         // product 11 loses its category: order 1 leaves 1, order 2 has none left
         let u = ing.apply(&tx(vec![product(11, None, 3)]));
-        let mut got = cats(&u);
-        got.sort();
-        assert_eq!(got, vec![(1, -2)]);
+        assert_eq!(cats(&u), vec![(1, [-4, -400, -2])]);
         // a cancelled order no longer follows its products
         ing.apply(&tx(vec![order(1, HOUR, 500, OrderStatus::Cancelled, 4)]));
         let u = ing.apply(&tx(vec![product(10, Some(3), 5)]));
-        assert!(u.order_categories.is_empty());
+        assert!(u.category_totals.is_empty() && u.sales.is_empty());
     }
 
     /// The product index built on demand (and dropped after every transaction here) gives the
@@ -1047,7 +1123,7 @@ mod tests {
         assert!(ing.orders_by_product.is_none(), "no product change yet");
         let u = ing.apply(&tx(vec![product(10, Some(1), 2)]));
         assert_eq!(
-            u.order_categories.len(),
+            u.category_totals.len(),
             1,
             "the order follows its new product's category"
         );
@@ -1061,7 +1137,7 @@ mod tests {
         assert!(ing.orders_by_product.is_none(), "same category: no build");
         let u = ing.apply(&tx(vec![product(10, Some(2), 8)]));
         assert_eq!(
-            u.order_categories.len(),
+            u.category_totals.len(),
             2,
             "rebuilt: the order moves from 1 to 2"
         );

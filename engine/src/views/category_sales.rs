@@ -2,7 +2,7 @@
 //! quantity, revenue and number of distinct live orders with an item of the category, by each
 //! product's current category.
 
-use super::shared::{retiring, slot_window, Shared, Slot};
+use super::shared::{retiring, slot_window, Slot};
 use super::sums::sum_by_key;
 use super::{Coll, Inputs, ViewsConfig};
 use crate::facts::slots;
@@ -10,30 +10,21 @@ use sources::Money;
 use std::rc::Rc;
 use view_store::{CategorySalesRow, ViewRow, Window};
 
-pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // ((slot, category), [quantity, revenue, 0]): each sale line under its product's current
-    // category
-    let sales =
-        shared
-            .slot_sales
-            .clone()
-            .flat_map(|(slot, (_product, category, [qty, revenue]))| {
-                category.map(|c| ((slot, c), [qty, revenue, 0]))
-            });
-
-    // ((slot, category), [0, 0, 1]) per live order with an item of the category, in each slot
-    // of the order (the ingest keeps each order's categories current)
+pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+    // ((slot, category), [quantity, revenue, orders]): the additive category totals of a grain
+    // (items under their product's current category, live orders once per category of their
+    // items: the ingest keeps both current) in each slot of the grain
     let windows: Rc<[Window]> = cfg.windows.as_slice().into();
-    let orders = inputs
-        .order_categories
+    let totals = inputs
+        .category_totals
         .clone()
-        .flat_map(move |(date, category)| {
-            slots(windows.clone(), date).map(move |slot| ((slot, category), [0, 0, 1]))
+        .flat_map(move |((date, category), sums)| {
+            slots(windows.clone(), date).map(move |slot| ((slot, category), sums))
         });
 
     // summed per (slot, category) while the slot's window is retained
     let retained = retiring(&inputs.cutoffs, |(slot, _): &(Slot, i64)| slot_window(slot));
-    sum_by_key(sales.concat(orders), Some(retained)).map(
+    sum_by_key(totals, Some(retained)).map(
         |(((window, start), category_id), [qty, revenue, order_count])| {
             ViewRow::CategorySales(CategorySalesRow {
                 window,

@@ -10,16 +10,16 @@ use std::rc::Rc;
 use view_store::{RevenueRow, ViewRow, Window};
 
 pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // ((window, start), [revenue, orders, prev_revenue]) summed per retained window: each live
-    // order counts in each of its windows and as the previous window of the next one (also
-    // when its own window is retired: the lent revenue is in the next window's sums)
+    // ((window, start), [revenue, orders, prev_revenue]) summed per retained window: the live
+    // orders' totals of a grain count in each of its windows and as the previous window of the
+    // next one (also when their own window is retired: the lent revenue is in the next
+    // window's sums)
     let windows: Rc<[Window]> = cfg.windows.as_slice().into();
     let retained = retiring(&inputs.cutoffs, |&w: &(Window, Micros)| Some(w));
     let totals = sum_by_key(
-        inputs.live_orders.clone().flat_map(move |(_, o)| {
-            let t = o.total.0 as isize;
-            tumbling(windows.clone(), o.order_date).flat_map(move |(window, start)| {
-                let mine = ((window, start), [t, 1, 0]);
+        inputs.order_totals.clone().flat_map(move |(date, [t, n])| {
+            tumbling(windows.clone(), date).flat_map(move |(window, start)| {
+                let mine = ((window, start), [t, n, 0]);
                 let next = next_start(window, start).map(|n| ((window, n), [0, 0, t]));
                 std::iter::once(mine).chain(next)
             })

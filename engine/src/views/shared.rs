@@ -15,34 +15,30 @@ use view_store::Window;
 /// `(Window::All, None)` for all time.
 pub type Slot = (Window, Option<Micros>);
 
-/// A sale line in a slot: `(product, category, [quantity, revenue])`.
+/// A product's sales of a grain in a slot: `(product, category, [quantity, revenue])`.
 pub type SlotLine = (i64, Option<i64>, [isize; 2]);
 
 /// What the views have in common.
 #[derive(Clone)]
 pub struct Shared<'s> {
-    /// `(slot, (product, category, [quantity, revenue]))` once per sale line in each slot of
-    /// its order (its tumbling windows and `all`), with the product's current category: the
-    /// input of top_products and category_sales, summed by each in its own groups. Lines are
-    /// not summed per product first: the ranking operator sums per id anyway, and the category
-    /// travels on the line (the ingest re-states a product's lines when it moves), so no view
-    /// joins with the products or arranges a record per (slot, product) for it.
+    /// `(slot, (product, category, [quantity, revenue]))`: the additive `sales` (a product's
+    /// sales of a grain, under its current category) in each slot of the grain (its tumbling
+    /// windows and `all`); the input of top_products, which sums and ranks them per slot. The
+    /// category travels on the record (the ingest re-states a product's sales when it moves),
+    /// so no view joins with the products or arranges a record per (slot, product) for it.
     pub slot_sales: Coll<'s, (Slot, SlotLine)>,
 }
 
 impl<'s> Shared<'s> {
     pub fn new(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Self {
-        // each sale line in each slot of its order
+        // each product's sales of a grain in each slot of the grain
         let windows: Rc<[Window]> = cfg.windows.as_slice().into();
-        let slot_sales =
-            inputs
-                .sales
-                .clone()
-                .flat_map(move |(date, (product, qty, price, category))| {
-                    // saturating: a corrupt row must not panic the dataflow (real values fit easily)
-                    let sums = [qty as isize, qty.saturating_mul(price.0) as isize];
-                    slots(windows.clone(), date).map(move |slot| (slot, (product, category, sums)))
-                });
+        let slot_sales = inputs
+            .sales
+            .clone()
+            .flat_map(move |((date, product, category), sums)| {
+                slots(windows.clone(), date).map(move |slot| (slot, (product, category, sums)))
+            });
 
         Shared { slot_sales }
     }

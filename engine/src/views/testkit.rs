@@ -117,18 +117,24 @@ pub fn order_facts(
     // at the views' grain, as the ingest does
     let date = crate::facts::coarse(order.order_date, crate::facts::date_grain(&cfg.windows));
     f.live_orders.push(((id, order), 1));
+    f.order_totals
+        .push(((date, [order.total.0 as isize, 1]), 1));
     for it in items {
         let category = products.get(&it.product_id).and_then(|p| p.category_id);
+        let [qty, revenue] = crate::ingest::line_sums(it);
         f.sales
-            .push(((date, (it.product_id, it.quantity, it.price, category)), 1));
+            .push((((date, it.product_id, category), [qty, revenue]), 1));
+        if let Some(c) = category {
+            f.category_totals.push((((date, c), [qty, revenue, 0]), 1));
+        }
     }
     let basket: BTreeSet<i64> = items.iter().map(|it| it.product_id).collect();
     let categories: BTreeSet<i64> = basket
         .iter()
         .filter_map(|p| products.get(p)?.category_id)
         .collect();
-    f.order_categories
-        .extend(categories.into_iter().map(|c| ((date, c), 1)));
+    f.category_totals
+        .extend(categories.into_iter().map(|c| (((date, c), [0, 0, 1]), 1)));
     for &p in &basket {
         if let Some(c) = order.customer_id {
             f.purchases.push(((c, p), 1));

@@ -14,7 +14,7 @@ const METRICS: [Metric; 2] = [Metric::Quantity, Metric::Revenue];
 pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
     // the first N of each slot, globally and within each product's current category, by
     // quantity and by revenue, ties by smaller product id, while the slot's window is retained;
-    // each sale line counts in its slot and, as its subgroup, in the slot's category
+    // a product's sales count in their slot and, as its subgroup, in the slot's category
     let retained = retiring(&inputs.cutoffs, slot_window);
     top_n_by_sums(
         shared.slot_sales.clone(),

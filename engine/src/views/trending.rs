@@ -12,20 +12,28 @@ use std::rc::Rc;
 use view_store::{TrendingRow, ViewRow, Window};
 
 pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // ((window, start), (product, [quantity, prev_quantity])): each item counts in its order's
-    // windows and as the previous window of the next one, so a window's group holds both
+    // ((window, start), (product, [quantity, prev_quantity])): a product's quantity of a grain
+    // counts in the grain's windows and as the previous window of the next one, so a window's
+    // group holds both (a grain whose quantity nets to zero counts nowhere)
     let windows: Rc<[Window]> = cfg.windows.as_slice().into();
     let quantities = inputs
         .sales
         .clone()
-        .flat_map(move |(date, (product, qty, _, _))| {
-            let qty = qty as isize;
-            tumbling(windows.clone(), date).flat_map(move |(window, start)| {
-                let mine = ((window, start), (product, None, [qty, 0]));
-                let next =
-                    next_start(window, start).map(|n| ((window, n), (product, None, [0, qty])));
-                std::iter::once(mine).chain(next)
-            })
+        .flat_map(move |((date, product, _), [qty, _])| {
+            let windows = if qty == 0 {
+                None
+            } else {
+                Some(windows.clone())
+            };
+            windows
+                .into_iter()
+                .flat_map(move |w| tumbling(w, date))
+                .flat_map(move |(window, start)| {
+                    let mine = ((window, start), (product, None, [qty, 0]));
+                    let next =
+                        next_start(window, start).map(|n| ((window, n), (product, None, [0, qty])));
+                    std::iter::once(mine).chain(next)
+                })
         });
 
     // the first N per retained window by growth (quantity minus the previous window's),
