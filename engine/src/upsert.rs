@@ -204,15 +204,31 @@ impl<P: Copy> Page<P> {
         self.lsns.set(i, lsn.map(|l| l.0));
     }
 
+    /// Slots to add to a full page's vectors before inserting `bit`. Keys from a sequence
+    /// (new orders and items) fill a page in order: once a page's keys are a run and `bit`
+    /// extends it, every slot to the page's end is reserved at once, so such a page is
+    /// allocated twice, not a dozen times (growing by half, its reallocations were a sixth of
+    /// the ingest thread's time at 1M orders). Otherwise exact growth by half: a sparse page
+    /// (keys far apart) stays small. Either way a full page holds no spare capacity.
+    fn growth(&self, bit: u32) -> usize {
+        let len = self.images.len();
+        let lowest = self.present.trailing_zeros();
+        let run = self.present >> lowest.min(63);
+        let extends_run =
+            len > 0 && bit as usize == lowest as usize + len && run & run.wrapping_add(1) == 0;
+        if extends_run {
+            PAGE_KEYS - bit as usize
+        } else {
+            (len / 2).clamp(1, PAGE_KEYS.saturating_sub(len).max(1))
+        }
+    }
+
     /// Inserts an empty slot (no image) for `bit`; returns its index.
     fn insert(&mut self, bit: u32, lsn: Option<Lsn>) -> usize {
         let m = 1u64 << bit;
         let i = (self.present & (m - 1)).count_ones() as usize;
         if self.images.len() == self.images.capacity() {
-            // Exact growth by half, capped at a full page: a full page holds no spare
-            // capacity, and a sparse page (keys far apart) stays small.
-            let len = self.images.len();
-            let more = (len / 2).clamp(1, PAGE_KEYS.saturating_sub(len).max(1));
+            let more = self.growth(bit);
             self.images.reserve_exact(more);
             self.lsns.reserve_exact(more);
         }
@@ -1090,6 +1106,39 @@ mod tests {
         fn unpack(p: u32) -> u64 {
             u64::from(p)
         }
+    }
+
+    /// A page filled in key order is allocated twice and ends exactly full; a sparse page
+    /// grows by half; a page whose run is broken goes back to growing by half.
+    #[test]
+    fn pages_filled_in_order_reserve_to_the_page_end() {
+        let mut page: Page<u32> = Page::new();
+        let mut growths = 0;
+        for bit in 3..PAGE_KEYS as u32 {
+            let cap = page.images.capacity();
+            page.insert(bit, Some(Lsn(100 + u64::from(bit))));
+            growths += usize::from(page.images.capacity() != cap);
+        }
+        assert_eq!(growths, 2);
+        assert_eq!(page.images.capacity(), PAGE_KEYS - 3);
+        assert_eq!(page.images.len(), PAGE_KEYS - 3);
+
+        let mut sparse: Page<u32> = Page::new();
+        for bit in [1, 9, 17, 25, 33] {
+            sparse.insert(bit, None);
+        }
+        assert!(sparse.images.capacity() <= 6, "{}", sparse.images.capacity());
+
+        // a run, then a key out of order: the next growth is by half again
+        let mut broken: Page<u32> = Page::new();
+        broken.insert(0, None);
+        broken.insert(1, None); // reserves to the page end
+        assert_eq!(broken.images.capacity(), PAGE_KEYS);
+        let mut gap: Page<u32> = Page::new();
+        gap.insert(0, None);
+        gap.insert(5, None);
+        gap.insert(6, None);
+        assert!(gap.images.capacity() <= 4, "{}", gap.images.capacity());
     }
 
     /// The paged map against a plain map with the same rules (the layout before paging), over
