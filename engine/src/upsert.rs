@@ -1127,7 +1127,11 @@ mod tests {
         for bit in [1, 9, 17, 25, 33] {
             sparse.insert(bit, None);
         }
-        assert!(sparse.images.capacity() <= 6, "{}", sparse.images.capacity());
+        assert!(
+            sparse.images.capacity() <= 6,
+            "{}",
+            sparse.images.capacity()
+        );
 
         // a run, then a key out of order: the next growth is by half again
         let mut broken: Page<u32> = Page::new();

@@ -398,8 +398,9 @@ fn main() -> anyhow::Result<()> {
     );
     let times = load(&c.times_published);
     println!(
-        "  {times} engine times ({:.1} transactions per time)",
-        txs as f64 / times.max(1) as f64
+        "  {times} engine times ({:.1} transactions per time), applied to the store in {}",
+        txs as f64 / times.max(1) as f64,
+        load(&c.store_applications)
     );
     for (v, n) in engine.store().sizes() {
         println!("  view {:<18} {n} rows", v.as_str());

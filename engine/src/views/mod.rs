@@ -65,6 +65,13 @@ macro_rules! engine_inputs {
             $( $(#[$idoc])* pub $iname: Vec<($ity, isize)>, )*
         }
 
+        impl IndexUpdates {
+            /// Appends `other`'s updates (a later time's: the store nets them together).
+            pub fn merge(&mut self, other: IndexUpdates) {
+                $( self.$iname.extend(other.$iname); )*
+            }
+        }
+
         impl Updates {
             /// Number of updates over all inputs.
             pub fn len(&self) -> usize {
