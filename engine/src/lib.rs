@@ -4,6 +4,7 @@
 //! Owns computation only. Must not parse source formats (sources does) nor serve or push
 //! results (api and sinks read the view store).
 
+pub mod alloc;
 pub mod cli;
 pub mod dump;
 pub mod facts;

@@ -14,6 +14,7 @@ use view_store::status::EngineStatus;
 use view_store::ViewStore;
 
 fn main() -> anyhow::Result<()> {
+    engine::alloc::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -274,6 +274,8 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    // as the engine binary does
+    engine::alloc::tune();
     let a = args();
     let marker = a.file.with_extension(format!("{}.events", a.orders));
     let events = match std::fs::read_to_string(&marker)

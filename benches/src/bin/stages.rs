@@ -75,6 +75,8 @@ fn parse(a: &Args) -> anyhow::Result<(Vec<Transaction>, f64)> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // as the engine binary does
+    engine::alloc::tune();
     let a = args();
     if !a.file.exists() {
         anyhow::bail!(
