@@ -1051,6 +1051,19 @@ mod tests {
                     "time {time}, customer {c}"
                 );
             }
+            // the customers listed, in id order, are those with an interaction or browse held
+            let holding: std::collections::BTreeSet<i64> = held
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .filter_map(|(d, _)| match *d {
+                    RecsDelta::Interaction { customer, .. }
+                    | RecsDelta::Browse { customer, .. } => Some(customer),
+                    _ => None,
+                })
+                .collect();
+            let holding: Vec<i64> = holding.into_iter().collect();
+            assert_eq!(a.recommended_customers(), holding, "time {time}");
+            assert_eq!(b.recommended_customers(), holding, "time {time}");
             assert_eq!(
                 a.snapshot(ViewName::AlsoBought),
                 b.snapshot(ViewName::AlsoBought)
