@@ -125,6 +125,12 @@ fn same_name(a: &str, b: &str) -> bool {
 }
 
 impl<'a> RawRow<'a> {
+    /// The value of member `at` when its name is `name` (a position hint: see `rows::Cols`).
+    pub(crate) fn get_at(&self, at: usize, name: &str) -> Option<Raw<'a>> {
+        let (k, v) = self.cols.get(at)?;
+        same_name(&k.0, name).then_some(*v)
+    }
+
     /// The raw JSON text of a member, `None` when absent.
     pub fn get(&self, name: &str) -> Option<Raw<'a>> {
         self.cols

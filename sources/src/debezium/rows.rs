@@ -321,11 +321,27 @@ struct Cols<'r, 'a, 's> {
     ctx: &'r mut Ctx<'s>,
     t: Table,
     un: Unavailable,
+    /// How many of the row's first members were found where asked, in order (see
+    /// [`Cols::val`]).
+    in_order: usize,
 }
 
 impl<'a> Cols<'_, 'a, '_> {
+    /// The value of column `name`, the table's column `idx`. Debezium writes a row's columns
+    /// in the table's order, which is the order `decode_row` asks for them, so member `idx` is
+    /// looked at first: searching by name from the start was ~15 name comparisons per row.
+    /// The hint is taken only while every earlier member was found at its own index, so those
+    /// members are other columns and the first member named `name` is the one a search would
+    /// find (a duplicated name still resolves to its first occurrence).
     fn val(&mut self, idx: usize, name: &str) -> Val<'a> {
-        match self.row.get(name).map(|r| r.get()) {
+        let found = match self.row.get_at(idx, name) {
+            Some(v) if idx == self.in_order => {
+                self.in_order += 1;
+                Some(v)
+            }
+            _ => self.row.get(name),
+        };
+        match found.map(|r| r.get()) {
             None | Some("null") => Val::Null,
             Some(s)
                 if s.len() == UNAVAILABLE_VALUE.len() + 2
@@ -450,6 +466,7 @@ pub(crate) fn decode_row(
         ctx,
         t: table,
         un: Unavailable::default(),
+        in_order: 0,
     };
     let row = match table {
         Table::Categories => Row::Category(Category {
@@ -547,6 +564,34 @@ pub(crate) fn decode_row(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Columns are looked for at their own index first; out of order, after other members or
+    /// repeated, each is still the first member of its name.
+    #[test]
+    fn columns_in_any_order_resolve_to_their_first_occurrence() {
+        let item = |text: &str| match decode_row_json(Table::OrderItems, text) {
+            Ok((Row::OrderItem(it), _)) => (
+                it.order_item_id,
+                it.order_id,
+                it.product_id,
+                it.quantity,
+                it.price,
+            ),
+            other => panic!("{text}: {other:?}"),
+        };
+        let want = (1, Some(5), Some(7), 2, Money(300));
+        for text in [
+            r#"{"order_item_id":1,"order_id":5,"product_id":7,"quantity":2,"price":"3.00"}"#,
+            r#"{"price":"3.00","quantity":2,"product_id":7,"order_id":5,"order_item_id":1}"#,
+            r#"{"extra":0,"order_item_id":1,"order_id":5,"product_id":7,"quantity":2,"price":"3.00"}"#,
+            r#"{"order_item_id":1,"order_id":5,"order_id":6,"product_id":7,"quantity":2,"price":"3.00"}"#,
+            r#"{"order_item_id":1,"order_id":5,"product_id":7,"order_id":6,"quantity":2,"price":"3.00"}"#,
+            r#"{"order_item_id":1,"product_id":7,"order_id":5,"order_id":6,"quantity":2,"price":"3.00","price":"9.00"}"#,
+            r#"{"order_item_id":1,"order_item_id":8,"order_id":5,"product_id":7,"quantity":2,"price":"3.00"}"#,
+        ] {
+            assert_eq!(item(text), want, "{text}");
+        }
+    }
 
     /// Wherever the one-pass money path answers, the path it shortcuts answers the same
     /// (`Money::parse_decimal` of the string's content, for every kind but base64 decimals):
