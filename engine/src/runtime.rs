@@ -16,7 +16,7 @@
 use crate::ingest::Ingest;
 use crate::views::{self, IndexUpdates, Sessions, Time, Updates, ViewsConfig};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
-use sources::{Lsn, Micros, Position, Transaction};
+use sources::{Change, Lsn, Micros, Position, Transaction};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -528,13 +528,19 @@ struct Gathering {
 }
 
 impl Gathering {
+    /// Applies a chunk's transactions and gives their change vectors back to the sources
+    /// (`sources::recycle`: freed here, they contended with the source thread's allocations).
     fn absorb(&mut self, ingest: &mut Ingest, chunk: Chunk) {
+        let mut emptied = Vec::with_capacity(chunk.len());
         for tx in chunk {
-            self.absorb_one(ingest, tx);
+            let changes = self.absorb_one(ingest, tx);
+            sources::recycle::keep(&mut emptied, changes);
         }
+        sources::recycle::give_back(emptied);
     }
 
-    fn absorb_one(&mut self, ingest: &mut Ingest, tx: Transaction) {
+    /// Applies one transaction; returns its change vector.
+    fn absorb_one(&mut self, ingest: &mut Ingest, tx: Transaction) -> Vec<Change> {
         self.changes += tx.changes.len();
         ingest.apply_into(&tx, &mut self.updates);
         self.meta.transactions += 1;
@@ -547,6 +553,7 @@ impl Gathering {
         if tx.position != Position::None {
             self.meta.positions.push(tx.position);
         }
+        tx.changes
     }
 }
 

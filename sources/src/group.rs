@@ -191,13 +191,25 @@ pub fn merge_position(into: &mut Position, later: Position) {
     }
 }
 
-#[derive(Default)]
 struct Building {
     tx_id: Option<u64>,
     changes: Vec<Change>,
     lsn: Option<Lsn>,
     position: Position,
     received_at: Micros,
+}
+
+impl Default for Building {
+    fn default() -> Self {
+        Building {
+            tx_id: None,
+            // one the engine gave back (see `crate::recycle`)
+            changes: crate::recycle::change_vec(),
+            lsn: None,
+            position: Position::default(),
+            received_at: Micros::default(),
+        }
+    }
 }
 
 impl Building {

@@ -13,6 +13,7 @@ pub mod group;
 pub mod kafka;
 pub mod pgoutput;
 pub mod postgres;
+pub mod recycle;
 pub mod source;
 pub mod types;
 
