@@ -92,17 +92,12 @@ pub(crate) fn sum_by_hash<K: std::hash::Hash + Eq, const N: usize>(
 }
 
 /// [`sum_by_hash`], ascending by key: the canonical form tests compare.
-pub(crate) fn sum_sorted<K: Ord, const N: usize>(v: &mut Vec<((K, [isize; N]), isize)>) {
-    let mut totals: BTreeMap<K, [isize; N]> = BTreeMap::new();
-    for ((key, sums), d) in v.drain(..) {
-        add_scaled(totals.entry(key).or_insert([0; N]), sums, d);
-    }
-    v.extend(
-        totals
-            .into_iter()
-            .filter(|(_, t)| *t != [0; N])
-            .map(|(key, t)| ((key, t), 1)),
-    );
+pub(crate) fn sum_sorted<K: std::hash::Hash + Ord, const N: usize>(
+    v: &mut Vec<((K, [isize; N]), isize)>,
+) {
+    sum_by_hash(v);
+    // one record per key now
+    v.sort_unstable_by(|a, b| a.0 .0.cmp(&b.0 .0));
 }
 
 /// `total += d × sums`, wrapping (see [`sum_by_hash`]).

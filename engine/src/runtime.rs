@@ -811,22 +811,24 @@ mod tests {
     use sources::Money;
     use view_store::{RevenueRow, Window};
 
+    /// The revenue row of the minute window starting at `start` µs with `orders` orders of 1.00.
+    fn rev(start: i64, orders: i64) -> ViewRow {
+        let minute = Window::Size(60_000_000);
+        let money = Money(100 * orders);
+        ViewRow::Revenue(RevenueRow::new(
+            minute,
+            Micros(start),
+            orders,
+            money,
+            Money::ZERO,
+        ))
+    }
+
     /// Consecutive times applied as one leave the store as applying them one by one does:
     /// the same rows in every view (also_bought and recommendations from the merged index
     /// deltas), at the later time's `as_of`; the merged latency is the older arrival's.
     #[test]
     fn times_merged_for_the_store_equal_times_applied_one_by_one() {
-        let minute = Window::Size(60_000_000);
-        let rev = |start: i64, orders: i64| {
-            let money = Money(100 * orders);
-            ViewRow::Revenue(RevenueRow::new(
-                minute,
-                Micros(start),
-                orders,
-                money,
-                Money::ZERO,
-            ))
-        };
         let publication = |transactions, received, changes, pairs: &[(i64, i64, isize)]| {
             let mut index = IndexUpdates::default();
             for &(p, q, d) in pairs {
@@ -889,18 +891,6 @@ mod tests {
     /// sort by sign of the consolidated rows).
     #[test]
     fn store_batch_consolidates_then_puts_retractions_first() {
-        // one revenue row per minute window starting at `start` µs
-        let rev = |start: i64, orders: i64| {
-            let money = Money(100 * orders);
-            let minute = Window::Size(60_000_000);
-            ViewRow::Revenue(RevenueRow::new(
-                minute,
-                Micros(start),
-                orders,
-                money,
-                Money::ZERO,
-            ))
-        };
         let changes = vec![
             (rev(3, 1), 1),
             (rev(1, 1), -1),
