@@ -16,7 +16,7 @@ use view_store::Window;
 pub type Slot = (Window, Option<Micros>);
 
 /// A product's sales of a grain in a slot: `(product, category, [quantity, revenue])`.
-pub type SlotLine = (i64, Option<i64>, [isize; 2]);
+pub type SlotSales = (i64, Option<i64>, [isize; 2]);
 
 /// What the views have in common.
 #[derive(Clone)]
@@ -26,7 +26,7 @@ pub struct Shared<'s> {
     /// windows and `all`); the input of top_products, which sums and ranks them per slot. The
     /// category travels on the record (the ingest re-states a product's sales when it moves),
     /// so no view joins with the products or arranges a record per (slot, product) for it.
-    pub slot_sales: Coll<'s, (Slot, SlotLine)>,
+    pub slot_sales: Coll<'s, (Slot, SlotSales)>,
 }
 
 impl<'s> Shared<'s> {

@@ -14,8 +14,8 @@
 //! re-read only when a leader's score goes down or it leaves (an outsider may now rank before
 //! it): for counts and sales that is a cancelled or deleted order, which is rare.
 //!
-//! Why subgroups inside a group, and not groups of their own: top_products ranks each sale
-//! line in its slot and in its slot's category. As two groups, every line was two records
+//! Why subgroups inside a group, and not groups of their own: top_products ranks a product's
+//! sales in their slot and in the slot's category. As two groups, every sale was two records
 //! through a `flat_map`, the exchange and the holding (timely's per-record machinery was about
 //! half of the dataflow's instructions); as one group with subgroups it is one record, and
 //! every subgroup of a slot lives on the worker of the slot.
