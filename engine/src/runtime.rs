@@ -74,8 +74,11 @@ pub struct Counters {
     pub transactions_submitted: AtomicU64,
     pub transactions_applied: AtomicU64,
     pub changes_in: AtomicU64,
+    /// Updates the ingest handed to the engine, after its consolidation: the dataflow's inputs
+    /// and the index deltas that bypass the dataflow.
     pub updates_out: AtomicU64,
-    /// View row changes (and index deltas) applied to the store, after consolidation.
+    /// View row changes the dataflow published to the store, after consolidation (not the
+    /// index deltas, nor the `also_bought` rows the store derives from them).
     pub rows_published: AtomicU64,
     /// Engine times published (each one or more whole transactions).
     pub times_published: AtomicU64,

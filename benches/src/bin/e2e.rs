@@ -394,7 +394,7 @@ fn main() -> anyhow::Result<()> {
     let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
     let (updates, published) = (load(&c.updates_out), load(&c.rows_published));
     println!(
-        "  {updates} updates into the dataflow ({:.2} per event), {published} view changes published ({:.2} per event)",
+        "  {updates} updates in (dataflow inputs and index deltas, {:.2} per event), {published} view changes published ({:.2} per event)",
         updates as f64 / events as f64,
         published as f64 / events as f64
     );
