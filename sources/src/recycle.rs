@@ -15,10 +15,13 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use std::cell::RefCell;
 use std::sync::LazyLock;
 
-/// Vectors with more room than this are freed, not kept (a snapshot's large transactions).
-const KEEP_CAPACITY: usize = 64;
-/// Returned batches the pool holds (each up to a chunk of transactions' vectors).
-const POOL_BATCHES: usize = 64;
+/// Vectors with more room than this are freed, not kept (a snapshot's large transactions;
+/// an order with its items is a handful of changes).
+const KEEP_CAPACITY: usize = 32;
+/// Returned batches the pool holds (each up to a chunk of transactions' vectors: the source
+/// takes one per chunk it fills, so a few cover the chunks in flight). The pool holds at most
+/// `POOL_BATCHES × chunk × KEEP_CAPACITY` changes' room: 16 × 64 × 32 × 112 B ≈ 3.7 MB.
+const POOL_BATCHES: usize = 16;
 
 /// A bounded pool of returned batches.
 struct Pool {
