@@ -106,8 +106,6 @@ where
             let mut pending: BTreeMap<Time, Held<K, C>> = BTreeMap::new();
             // a completed time's groups, each with its index in first-seen order
             let mut index: HashMap<K, usize> = HashMap::default();
-            // one group's changes, handed to `per`
-            let mut run: Vec<(C, isize)> = Vec::new();
             // per window size, the start of the oldest retained window
             let mut visible_from: HashMap<Window, Micros> = HashMap::default();
             // the groups handed over, by window, so a retirement finds them (only with
@@ -217,11 +215,17 @@ where
                     }
                     // per group: the next free place of its run, then its run's end
                     let mut ends = starts.clone();
-                    let mut laid: Vec<Option<(C, isize)>> = Vec::new();
-                    laid.resize_with(tags.len(), || None);
+                    // every place is written below and each group's run handed over where it
+                    // lies; filled first with copies of one update so that the writes are plain
+                    // stores (as `Option`s taken out into a vector per group, every update was
+                    // copied twice more)
+                    let mut laid: Vec<(C, isize)> = Vec::new();
+                    if let Some(((_, item), _, diff)) = held.updates.iter().flatten().next() {
+                        laid.resize(tags.len(), (item.clone(), *diff));
+                    }
                     let updates = held.updates.into_iter().flatten();
                     for (((_, item), _, diff), g) in updates.zip(tags) {
-                        laid[ends[g]] = Some((item, diff));
+                        laid[ends[g]] = (item, diff);
                         ends[g] += 1;
                     }
                     for (group, g) in index.drain() {
@@ -234,9 +238,8 @@ where
                                 groups.insert(group.clone());
                             }
                         }
-                        run.clear();
-                        run.extend(laid[starts[g]..ends[g]].iter_mut().filter_map(Option::take));
-                        per(&group, Call::Changes(&mut run), &mut |out, diff| {
+                        let run = &mut laid[starts[g]..ends[g]];
+                        per(&group, Call::Changes(run), &mut |out, diff| {
                             session.give(((group.clone(), out), time, diff))
                         });
                     }
