@@ -2,7 +2,7 @@
 //! items, 2,000 products in 40 categories, 5,000 customers, one day of order times, windows
 //! 1m/5m/1h), then one order with three items inserted and retracted again, each change a
 //! logical time of its own that the view finishes before the next. One iteration = insert +
-//! retract. Each view is measured with the shared collections it reads (`shared` alone is the
+//! retract. Each view is measured alone (`inputs`, the inputs fed with no view, is the
 //! baseline), and `all` is the full `views::build`. Then, for the product views and `all`: a
 //! best-selling product changing category and back, and 100 orders inserted in one time and
 //! retracted in the next.
@@ -10,7 +10,6 @@
 //! `cargo bench -p benches --bench views`
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use engine::views::shared::Shared;
 use engine::views::testkit::{change, BuildFn, Db, DbOrder, Rig, Updates};
 use engine::views::{
     category_sales, fraud_alerts, revenue, top_products, trending, Coll, Inputs, ViewsConfig,
@@ -85,16 +84,19 @@ fn none<'s, D: Ord + std::fmt::Debug + Clone + 'static>(c: Coll<'s, D>) -> Coll<
     c.flat_map(|_| None)
 }
 
-fn shared_only<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
-    let s = Shared::new(i, c);
-    // probe every shared collection
-    none(s.slot_sales)
+fn inputs_only<'s>(i: &Inputs<'s>, _: &ViewsConfig) -> Coll<'s, ViewRow> {
+    // probe every input the views read
+    none(i.live_orders.clone())
+        .concat(none(i.cutoffs.clone()))
+        .concat(none(i.sales.clone()))
+        .concat(none(i.order_totals.clone()))
+        .concat(none(i.category_totals.clone()))
 }
 fn revenue_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
     revenue::build(i, c)
 }
 fn top_products_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
-    top_products::build(i, &Shared::new(i, c), c)
+    top_products::build(i, c)
 }
 fn trending_view<'s>(i: &Inputs<'s>, c: &ViewsConfig) -> Coll<'s, ViewRow> {
     trending::build(i, c)
@@ -113,7 +115,7 @@ fn views(c: &mut Criterion) {
     let empty = Updates::default();
     let (insert, retract) = (change(&empty, &order), change(&order, &empty));
     let cases: [(&str, BuildFn); 7] = [
-        ("shared", shared_only),
+        ("inputs", inputs_only),
         ("revenue", revenue_view),
         ("top_products", top_products_view),
         ("trending", trending_view),

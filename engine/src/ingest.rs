@@ -135,7 +135,7 @@ pub struct Ingest {
     pub upsert: UpsertState,
     /// `ViewsConfig::windows`, in the same order as `visible_from`.
     windows: Vec<Window>,
-    /// [`date_grain`] of `windows`: the date the sales and order categories carry.
+    /// [`date_grain`] of `windows`: the date the additive inputs carry.
     grain: i64,
     retention: Option<i64>,
     basket_cap: usize,

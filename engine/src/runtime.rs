@@ -105,8 +105,19 @@ struct BatchMeta {
     /// Transactions applied once this batch is visible (cumulative count).
     transactions: u64,
     lsn: Option<Lsn>,
+    /// The oldest arrival among the batch's transactions (0: unknown): its latency is the
+    /// batch's worst.
     received_at: Micros,
     positions: Vec<Position>,
+}
+
+impl BatchMeta {
+    /// Counts an arrival at `r` (0: unknown) in [`BatchMeta::received_at`].
+    fn arrived(&mut self, r: Micros) {
+        if r.0 > 0 && (self.received_at.0 == 0 || r < self.received_at) {
+            self.received_at = r;
+        }
+    }
 }
 
 /// A running engine. Dropping it shuts it down.
@@ -548,11 +559,7 @@ impl Gathering {
         ingest.apply_into(&tx, &mut self.updates);
         self.meta.transactions += 1;
         self.meta.lsn = self.meta.lsn.max(tx.lsn);
-        // the oldest arrival in the batch: its latency is the batch's worst
-        let r = tx.received_at;
-        if r.0 > 0 && (self.meta.received_at.0 == 0 || r < self.meta.received_at) {
-            self.meta.received_at = r;
-        }
+        self.meta.arrived(tx.received_at);
         if tx.position != Position::None {
             self.meta.positions.push(tx.position);
         }
@@ -650,11 +657,7 @@ impl Publication {
         // cumulative, so the later count is the merged one's
         meta.transactions = meta.transactions.max(later.meta.transactions);
         meta.lsn = meta.lsn.max(later.meta.lsn);
-        // the oldest arrival (0: unknown) is the merged one's worst latency
-        let r = later.meta.received_at;
-        if r.0 > 0 && (meta.received_at.0 == 0 || r < meta.received_at) {
-            meta.received_at = r;
-        }
+        meta.arrived(later.meta.received_at);
         meta.positions.extend(later.meta.positions);
         self.changes.extend(later.changes);
         self.index.merge(later.index);

@@ -271,12 +271,9 @@ impl Default for ViewsConfig {
 /// `also_bought` and `recommendations` are not among them: the store derives them from the
 /// index updates ([`IndexUpdates`], see [`index`]) published with the same engine time.
 pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
-    // a product's sales per shown slot, read by several views, built once
-    let shared = shared::Shared::new(inputs, cfg);
-
     // top_products' rows are also the best sellers recommendations fill in with (read from
     // the store at read time)
-    let top = top_products::build(inputs, &shared, cfg);
+    let top = top_products::build(inputs, cfg);
 
     let views = vec![
         top,

@@ -2,22 +2,35 @@
 //! category) and metric (quantity or revenue), the first N products. A product ranks in its
 //! current category, also for old orders; products without a known category rank only globally.
 
-use super::shared::{retiring, slot_window, Shared};
+use super::shared::{retiring, slot_window};
 use super::top_n::top_n_by_sums;
 use super::{Coll, Inputs, ViewsConfig};
+use crate::facts::slots;
 use sources::Money;
-use view_store::{Metric, TopProductRow, ViewRow};
+use std::rc::Rc;
+use view_store::{Metric, TopProductRow, ViewRow, Window};
 
 /// The metrics, in the order of the sums ranked.
 const METRICS: [Metric; 2] = [Metric::Quantity, Metric::Revenue];
 
-pub fn build<'s>(inputs: &Inputs<'s>, shared: &Shared<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+pub fn build<'s>(inputs: &Inputs<'s>, cfg: &ViewsConfig) -> Coll<'s, ViewRow> {
+    // (slot, (product, category, [quantity, revenue])): a product's sales of a grain (additive,
+    // under its current category: the ingest re-states them when it moves, so no join with the
+    // products) in each slot of the grain, its tumbling windows and `all`
+    let windows: Rc<[Window]> = cfg.windows.as_slice().into();
+    let slot_sales = inputs
+        .sales
+        .clone()
+        .flat_map(move |((date, product, category), sums)| {
+            slots(windows.clone(), date).map(move |slot| (slot, (product, category, sums)))
+        });
+
     // the first N of each slot, globally and within each product's current category, by
     // quantity and by revenue, ties by smaller product id, while the slot's window is retained;
     // a product's sales count in their slot and, as its subgroup, in the slot's category
     let retained = retiring(&inputs.cutoffs, slot_window);
     top_n_by_sums(
-        shared.slot_sales.clone(),
+        slot_sales,
         cfg.top_n,
         |s| [Some(s[0]), Some(s[1])],
         Some(retained),
