@@ -16,7 +16,7 @@
 //! Owns the counts and the ranking; must not know how the deltas are derived (the engine's
 //! `views::index` does).
 
-use crate::idmap::IdMap;
+use crate::partners::Partners;
 use crate::radix::ordered_pair;
 use crate::rows::AlsoBoughtRow;
 use crate::ViewRow;
@@ -29,9 +29,10 @@ use std::collections::BTreeMap;
 pub(crate) struct CoRow {
     /// q -> orders containing both (never 0: such entries are removed). Only ever read whole
     /// (recommendations score over all of it) or changed by net changes sorted by partner, so
-    /// a sorted [`IdMap`]: 8 B a pair instead of ~26 in the `HashMap<i64, u32>` it replaced,
-    /// the largest structure of the engine at 1M orders of the e2e bench (47 MB).
-    pub(crate) counts: IdMap<u32>,
+    /// sorted by partner, sparse or dense (see [`Partners`]): 8 B or less a pair instead of ~26
+    /// in the `HashMap<i64, u32>` it replaced, the largest structure of the engine at 1M orders
+    /// of the e2e bench (47 MB as sparse rows).
+    pub(crate) counts: Partners,
     /// The first K partners by higher count, then smaller id. Invariant: every other partner
     /// ranks after all of them, and there are fewer than K only when there are no others.
     leaders: Vec<(Reverse<u32>, i64)>,
@@ -126,7 +127,7 @@ pub(crate) struct CoIndex {
 
 impl CoIndex {
     /// The partners of `product` and their counts (full counts, not only the top K).
-    pub(crate) fn row(&self, product: i64) -> Option<&IdMap<u32>> {
+    pub(crate) fn row(&self, product: i64) -> Option<&Partners> {
         self.rows.get(&product).map(|r| &r.counts)
     }
 }
@@ -151,8 +152,21 @@ pub(crate) fn apply_batch(
     // scratch: one product's net change per partner and its leaders before them
     let mut net: Vec<(i64, i64)> = Vec::new();
     let mut before: Vec<(Reverse<u32>, i64)> = Vec::new();
-    for group in deltas.chunk_by(|a, b| a.0 == b.0) {
+    let groups: Vec<&[(i64, i64, i64)]> = deltas.chunk_by(|a, b| a.0 == b.0).collect();
+    for (g, &group) in groups.iter().enumerate() {
         let product = group[0].0;
+        // the next product's counts while this one's are worked on: in a dense row each count
+        // is a cache miss of its own, and one at a time they were most of this loop's time
+        if let Some((next, row)) = groups
+            .get(g + 1)
+            .and_then(|n| Some((n, &co.rows.get(&n[0].0)?.counts)))
+        {
+            for &(_, q, _) in next.iter() {
+                if let Some(at) = row.slot(q) {
+                    crate::partners::prefetch(at);
+                }
+            }
+        }
         net.clear();
         for &(_, q, d) in group {
             match net.last_mut() {

@@ -18,6 +18,7 @@
 mod co;
 mod idmap;
 pub mod leaders;
+mod partners;
 mod radix;
 pub mod recs;
 pub mod rows;
