@@ -27,7 +27,10 @@ const MIN_DENSE: usize = 32;
 pub(crate) enum Partners {
     Sparse(IdMap<u32>),
     /// `counts[q]` is the count of partner `q` (0: absent); `len` counts the non-zero slots.
-    Dense { counts: Vec<u32>, len: usize },
+    Dense {
+        counts: Vec<u32>,
+        len: usize,
+    },
 }
 
 impl Default for Partners {
@@ -54,11 +57,10 @@ impl Partners {
             Partners::Sparse(m) => (Some(m.iter()), &[][..]),
             Partners::Dense { counts, .. } => (None, counts.as_slice()),
         };
-        sparse.into_iter().flatten().chain(
-            (0i64..)
-                .zip(dense.iter().copied())
-                .filter(|&(_, n)| n != 0),
-        )
+        sparse
+            .into_iter()
+            .flatten()
+            .chain((0i64..).zip(dense.iter().copied()).filter(|&(_, n)| n != 0))
     }
 
     /// The count of partner `q`, if present.
@@ -76,9 +78,10 @@ impl Partners {
     /// The address of `q`'s count if the row is dense and holds its slot, for a prefetch.
     pub(crate) fn slot(&self, q: i64) -> Option<*const u32> {
         match self {
-            Partners::Dense { counts, .. } => {
-                usize::try_from(q).ok().and_then(|i| counts.get(i)).map(|c| c as *const u32)
-            }
+            Partners::Dense { counts, .. } => usize::try_from(q)
+                .ok()
+                .and_then(|i| counts.get(i))
+                .map(|c| c as *const u32),
             Partners::Sparse(_) => None,
         }
     }
@@ -287,7 +290,10 @@ mod tests {
             }
         }
         // the cases the test is for did happen
-        assert!(dense_seen > 1000 && sparse_again > 50, "{dense_seen} {sparse_again}");
+        assert!(
+            dense_seen > 1000 && sparse_again > 50,
+            "{dense_seen} {sparse_again}"
+        );
     }
 
     /// A row of the first ids goes dense at a third full, grows at its end within the bound, and

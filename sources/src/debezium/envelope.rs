@@ -279,25 +279,34 @@ pub(super) fn parse_bytes(topic: Option<&str>, bytes: &[u8]) -> Result<Parsed, P
     //
     // The hand-written scanner takes the common shapes; whatever it is unsure of goes to
     // serde_json, which alone decides what else is accepted and how errors read.
-    let msg: Option<Msg> = match utf8(bytes) {
-        Ok(text) => match super::scan::message(text) {
-            Some(msg) => Ok(msg),
-            None => serde_json::from_str(text),
+    let mut slot = Msg::default();
+    let present = match utf8(bytes) {
+        Ok(text) => match super::scan::message_into(text, &mut slot) {
+            Some(present) => present,
+            None => {
+                let parsed: Option<Msg> = serde_json::from_str(text).map_err(malformed)?;
+                fill(&mut slot, parsed)
+            }
         },
-        Err(_) => serde_json::from_slice(bytes),
-    }
-    .map_err(|e| ParseError::MalformedJson(e.to_string()))?;
-    let Some(mut msg) = msg else {
-        return Ok(Parsed::Tombstone);
+        Err(_) => {
+            let parsed: Option<Msg> = serde_json::from_slice(bytes).map_err(malformed)?;
+            fill(&mut slot, parsed)
+        }
     };
+    if !present {
+        return Ok(Parsed::Tombstone);
+    }
+    let mut msg = &mut slot;
     let mut schema = msg.schema;
     // The `{schema, payload}` wrapper: the envelope (or flattened row) is the payload.
+    let mut inner;
     if let Some(payload) = msg.payload.take() {
         if !msg.has_envelope_key {
             match payload {
                 None => return Ok(Parsed::Tombstone),
                 Some(p) => {
-                    msg = *p;
+                    inner = p;
+                    msg = &mut *inner;
                     if msg.schema.is_some() {
                         schema = msg.schema;
                     }
@@ -314,6 +323,18 @@ pub(super) fn parse_bytes(topic: Option<&str>, bytes: &[u8]) -> Result<Parsed, P
     } else {
         parse_flattened(topic, msg, schema).map(Parsed::Event)
     }
+}
+
+fn malformed(e: serde_json::Error) -> ParseError {
+    ParseError::MalformedJson(e.to_string())
+}
+
+/// What serde_json read, into the slot the fast path may have partly filled; whether it is a
+/// message (not `null`).
+fn fill<'a>(slot: &mut Msg<'a>, parsed: Option<Msg<'a>>) -> bool {
+    let present = parsed.is_some();
+    *slot = parsed.unwrap_or_default();
+    present
 }
 
 /// A record of the transaction topic read without its topic (e.g. from a file): Debezium always
@@ -469,13 +490,18 @@ fn resolve_table(named: Option<&str>, topic: Option<&str>) -> Result<Table, Pars
     }
 }
 
-fn parse_envelope(topic: Option<&str>, msg: Msg, schema: Option<Raw>) -> Result<Event, ParseError> {
+fn parse_envelope(
+    topic: Option<&str>,
+    msg: &mut Msg,
+    schema: Option<Raw>,
+) -> Result<Event, ParseError> {
     let op_text = msg
         .op
         .as_ref()
         .ok_or_else(|| ParseError::missing("envelope", "op"))?;
     let op = parse_op(&op_text.0)?;
-    let source = msg.source.unwrap_or_default();
+    let no_source = Source::default();
+    let source = msg.source.as_ref().unwrap_or(&no_source);
     let table = resolve_table(source.table.as_ref().map(|s| &*s.0), topic)?;
     let lsn = meta_lsn(source.lsn, "lsn")?;
     let tx_id = meta_u64(source.tx_id, "txId")?;
@@ -512,7 +538,7 @@ fn parse_envelope(topic: Option<&str>, msg: Msg, schema: Option<Raw>) -> Result<
         tx_id,
         source_ts_ms: meta_i64(source.ts_ms),
         snapshot: meta_snapshot(source.snapshot),
-        tx: msg.transaction.map(|t| TxBlock {
+        tx: msg.transaction.take().map(|t| TxBlock {
             id: t.id.0.into_owned(),
             total_order: t.total_order,
             data_collection_order: t.data_collection_order,
@@ -524,7 +550,7 @@ fn parse_envelope(topic: Option<&str>, msg: Msg, schema: Option<Raw>) -> Result<
 /// `__source_*` when `add.fields` names source fields).
 fn parse_flattened(
     topic: Option<&str>,
-    msg: Msg,
+    msg: &mut Msg,
     schema: Option<Raw>,
 ) -> Result<Event, ParseError> {
     let row = &msg.extras;
@@ -571,7 +597,7 @@ fn parse_flattened(
         tx_id,
         source_ts_ms: meta_i64(first("__source_ts_ms", "__ts_ms")),
         snapshot: meta_snapshot(row.get("__source_snapshot")),
-        tx: msg.transaction.map(|t| TxBlock {
+        tx: msg.transaction.take().map(|t| TxBlock {
             id: t.id.0.into_owned(),
             total_order: t.total_order,
             data_collection_order: t.data_collection_order,
