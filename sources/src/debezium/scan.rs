@@ -74,6 +74,34 @@ pub(super) fn message_into<'a>(text: &'a str, msg: &mut Msg<'a>) -> Option<bool>
     Some(present)
 }
 
+/// `a == b` for slices of one length, eight bytes at a time with no call: the source block's
+/// remembered members are compared with the text at every message, and `==` called `memcmp`
+/// for each (1.7% of the pipeline's samples at 1M orders of the e2e bench).
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a == b;
+    }
+    let word = |s: &[u8], at: usize| -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let mut at = 0;
+    while at + 8 < n {
+        if word(a, at) != word(b, at) {
+            return false;
+        }
+        at += 8;
+    }
+    // the last word, overlapping the previous one where the length is not a multiple of 8
+    word(a, n - 8) == word(b, n - 8)
+}
+
 /// Bytes that end a string's plain run: the quote, a backslash, control characters.
 const STOP: [bool; 256] = {
     let mut t = [false; 256];
@@ -445,7 +473,9 @@ impl<'a> Scan<'a> {
                     memo.push(Remembered::default());
                 }
                 let (b, i) = (self.b, self.i);
-                let here = |m: &[u8]| !m.is_empty() && b.get(i..).is_some_and(|r| r.starts_with(m));
+                let here = |m: &[u8]| {
+                    !m.is_empty() && b.get(i..i + m.len()).is_some_and(|r| same_bytes(r, m))
+                };
                 let known = memo.get(at);
                 if let Some(m) = known.filter(|m| here(&m.skipped)) {
                     self.i += m.skipped.len();
@@ -614,6 +644,22 @@ impl<'a> Scan<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `same_bytes` is `==` for every length around its word boundaries, for equal slices and
+    /// slices differing in any one byte.
+    #[test]
+    fn same_bytes_is_slice_equality() {
+        for n in 0..=40usize {
+            let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()), "{n}");
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(&a, &b), "{n} {at}");
+            }
+            assert!(!same_bytes(&a, &[a.as_slice(), b"x"].concat()));
+        }
+    }
 
     /// The subset property: whatever the fast path accepts, serde_json accepts too, into the
     /// same [`Msg`].
