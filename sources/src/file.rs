@@ -10,7 +10,7 @@ use crate::deadletter::{DeadLetterStats, DeadLetters};
 use crate::event::Parsed;
 use crate::group::{GroupConfig, TxAssembler};
 use crate::source::SourceIo;
-use crate::types::{Position, Transaction};
+use crate::types::{Micros, Position, Transaction};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::io::BufRead;
@@ -204,6 +204,9 @@ fn read_lines(
         if buf.is_empty() {
             break;
         }
+        // what this read returned arrived now (a line cut by the previous read's end, when
+        // its rest came)
+        lines.asm.arrived(Some(Micros::now()));
         let len = buf.len();
         let mut start = 0;
         if !partial.is_empty() {

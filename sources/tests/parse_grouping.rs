@@ -405,3 +405,30 @@ fn runs_released_before_markers_are_recognised_after_the_switch() {
     assert_eq!(drain(&mut a).len(), 1);
     assert_eq!(a.stats().late_events, 1);
 }
+
+/// A transaction's arrival is its last message's: the time the source gave for a whole read
+/// (a file's buffer), or the clock when it is pushed once the source gives none again.
+#[test]
+fn arrival_is_the_reads_or_the_clocks() {
+    let mut a = TxAssembler::default();
+    a.arrived(Some(Micros(1_000)));
+    a.push(p(O, &order_event(1, 7, 1, None)), Position::None);
+    a.arrived(Some(Micros(2_000)));
+    a.push(p(I, &item_event(1, 7, 2, None)), Position::None);
+    a.push(p(O, &order_event(2, 8, 3, None)), Position::None);
+    let out = drain(&mut a);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].received_at, Micros(2_000), "the last message's read");
+    a.arrived(None);
+    let before = Micros::now();
+    a.push(p(O, &order_event(3, 9, 4, None)), Position::None);
+    a.idle();
+    let out = drain(&mut a);
+    assert_eq!(out.len(), 2);
+    assert_eq!(
+        out[0].received_at,
+        Micros(2_000),
+        "tx 8 arrived with the second read"
+    );
+    assert!(out[1].received_at >= before, "timed when pushed");
+}

@@ -29,9 +29,9 @@ use std::collections::BTreeMap;
 pub(crate) struct CoRow {
     /// q -> orders containing both (never 0: such entries are removed). Only ever read whole
     /// (recommendations score over all of it) or changed by net changes sorted by partner, so
-    /// sorted by partner, sparse or dense (see [`Partners`]): 8 B or less a pair instead of ~26
-    /// in the `HashMap<i64, u32>` it replaced, the largest structure of the engine at 1M orders
-    /// of the e2e bench (47 MB as sparse rows).
+    /// kept in partner order, sparse or dense (see [`Partners`]): 8 B or less a pair instead of
+    /// ~26 in the `HashMap<i64, u32>` it replaced, the largest structure of the engine at 1M
+    /// orders of the e2e bench (47 MB as sparse rows).
     pub(crate) counts: Partners,
     /// The first K partners by higher count, then smaller id. Invariant: every other partner
     /// ranks after all of them, and there are fewer than K only when there are no others.
