@@ -26,6 +26,11 @@ pub enum Call<'a, C> {
     /// The group's window fell out of retention: retract everything the group shows and
     /// forget it. No change of the group is handed over after this.
     Retire,
+    /// The group's changes are handed over next, after the current group's: a hint to bring
+    /// its state into the cache meanwhile (groups are handed over in no order, and a caller
+    /// with a large state, one group per customer, missed the cache at each group's first
+    /// touch). Nothing is emitted for it.
+    Upcoming,
 }
 
 /// Retention of a windowed operator's groups.
@@ -42,25 +47,6 @@ pub struct Retiring<'s, K> {
     pub cutoffs: Coll<'s, (Window, Micros)>,
     /// The tumbling window a group belongs to; `None` for groups that never retire (`all`).
     pub window_of: fn(&K) -> Option<(Window, Micros)>,
-}
-
-/// [`per_group_with`] without retention: `per` sees only changes.
-pub fn per_group<'s, K, C, O, F>(
-    name: &str,
-    input: Coll<'s, (K, C)>,
-    mut per: F,
-) -> Coll<'s, (K, O)>
-where
-    K: ExchangeData + Hash + Eq,
-    C: ExchangeData,
-    O: ExchangeData,
-    F: FnMut(&K, &mut [(C, isize)], &mut dyn FnMut(O, isize)) + 'static,
-{
-    per_group_with(name, input, None, move |group, call, emit| {
-        if let Call::Changes(changes) = call {
-            per(group, changes, emit)
-        }
-    })
 }
 
 /// Exchanges `(group, item)` updates by group, holds them until the input frontiers pass
@@ -228,7 +214,11 @@ where
                         laid[ends[g]] = (item, diff);
                         ends[g] += 1;
                     }
-                    for (group, g) in index.drain() {
+                    let mut groups = index.drain().collect::<Vec<_>>().into_iter().peekable();
+                    while let Some((group, g)) = groups.next() {
+                        if let Some((next, _)) = groups.peek() {
+                            per(next, Call::Upcoming, &mut |_, _| {});
+                        }
                         if let Some(w) = window_of.and_then(|f| f(&group)) {
                             if visible_from.get(&w.0).is_some_and(|&from| w.1 < from) {
                                 continue;

@@ -163,7 +163,7 @@ pub(crate) fn apply_batch(
         {
             for &(_, q, _) in next.iter() {
                 if let Some(at) = row.slot(q) {
-                    crate::partners::prefetch(at);
+                    crate::prefetch::prefetch(at);
                 }
             }
         }

@@ -11,6 +11,8 @@
 //!
 //! Owns the representation only; what an id or a value means is the caller's.
 
+use crate::prefetch::prefetch_slice;
+
 /// A map from `i64` ids to `V`, ascending by id.
 #[derive(Clone, Debug)]
 pub(crate) enum IdMap<V> {
@@ -59,22 +61,11 @@ impl<V: Copy> IdMap<V> {
         }
     }
 
-    /// Asks the CPU to bring the row closer ahead of a search: its first cache lines, which a
-    /// short row (most customers') is, and its middle, where every search starts.
+    /// Asks the CPU to bring the row closer ahead of a search (see [`prefetch_slice`]).
     pub(crate) fn prefetch(&self) {
-        fn lines<T>(v: &[T]) {
-            let bytes = std::mem::size_of_val(v);
-            let at = v.as_ptr().cast::<u8>();
-            for off in (0..bytes.min(256)).step_by(64) {
-                crate::partners::prefetch(at.wrapping_add(off));
-            }
-            if bytes > 256 {
-                crate::partners::prefetch(at.wrapping_add(bytes / 2));
-            }
-        }
         match self {
-            IdMap::Narrow(v) => lines(v),
-            IdMap::Wide(v) => lines(v),
+            IdMap::Narrow(v) => prefetch_slice(v),
+            IdMap::Wide(v) => prefetch_slice(v),
         }
     }
 

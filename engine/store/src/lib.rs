@@ -19,12 +19,14 @@ mod co;
 mod idmap;
 pub mod leaders;
 mod partners;
+mod prefetch;
 mod radix;
 pub mod recs;
 pub mod rows;
 pub mod status;
 
 pub use idmap::{gallop, merge_sorted};
+pub use prefetch::{prefetch, prefetch_slice};
 pub use radix::{ordered, ordered_pair, radix_sort_by, RADIX_SMALL};
 pub use recs::{InteractionKind, Recommender, RecsDelta};
 pub use rows::*;

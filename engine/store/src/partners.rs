@@ -157,21 +157,6 @@ impl Partners {
     }
 }
 
-/// Asks the CPU to bring the cache line of `at` closer ahead of its use; a hint only (any
-/// address is allowed, none is read).
-#[inline(always)]
-pub(crate) fn prefetch<T>(at: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing and cannot fault, whatever the address; SSE is part of
-    // x86-64's baseline.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(at.cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = at;
-}
-
 /// The slot of partner `q` in a dense row of `len` partners, grown to hold it while the row
 /// stays at least a quarter full (growing by an eighth, as sparse rows do); `None` where it
 /// cannot be held.
