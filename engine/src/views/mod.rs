@@ -7,6 +7,7 @@
 //! This module owns the inputs every view reads ([`Inputs`]) and the settings ([`ViewsConfig`]);
 //! it must not feed inputs or publish results (the dataflow runtime does).
 
+mod by_id;
 pub mod category_sales;
 pub mod fraud_alerts;
 pub mod index;

@@ -31,6 +31,9 @@ pub enum Call<'a, C> {
     /// with a large state, one group per customer, missed the cache at each group's first
     /// touch). Nothing is emitted for it.
     Upcoming,
+    /// The group comes after the upcoming one: a hint for a first step that needs no load
+    /// (prefetching the address of its slot), so that `Upcoming` finds it in the cache.
+    Soon,
 }
 
 /// Retention of a windowed operator's groups.
@@ -214,22 +217,26 @@ where
                         laid[ends[g]] = (item, diff);
                         ends[g] += 1;
                     }
-                    let mut groups = index.drain().collect::<Vec<_>>().into_iter().peekable();
-                    while let Some((group, g)) = groups.next() {
-                        if let Some((next, _)) = groups.peek() {
+                    let groups: Vec<(K, usize)> = index.drain().collect();
+                    for (i, (group, g)) in groups.iter().enumerate() {
+                        if let Some((soon, _)) = groups.get(i + 2) {
+                            per(soon, Call::Soon, &mut |_, _| {});
+                        }
+                        if let Some((next, _)) = groups.get(i + 1) {
                             per(next, Call::Upcoming, &mut |_, _| {});
                         }
-                        if let Some(w) = window_of.and_then(|f| f(&group)) {
+                        let g = *g;
+                        if let Some(w) = window_of.and_then(|f| f(group)) {
                             if visible_from.get(&w.0).is_some_and(|&from| w.1 < from) {
                                 continue;
                             }
-                            let groups = live.entry(w).or_default();
-                            if !groups.contains(&group) {
-                                groups.insert(group.clone());
+                            let shown = live.entry(w).or_default();
+                            if !shown.contains(group) {
+                                shown.insert(group.clone());
                             }
                         }
                         let run = &mut laid[starts[g]..ends[g]];
-                        per(&group, Call::Changes(run), &mut |out, diff| {
+                        per(group, Call::Changes(run), &mut |out, diff| {
                             session.give(((group.clone(), out), time, diff))
                         });
                     }

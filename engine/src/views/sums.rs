@@ -31,7 +31,7 @@ where
     per_group_with("SumByKey", items, retiring, move |key, call, emit| {
         let changes = match call {
             Call::Changes(changes) => changes,
-            Call::Upcoming => return,
+            Call::Upcoming | Call::Soon => return,
             Call::Retire => {
                 if let Some(old) = sums.remove(key) {
                     emit(old, -1);

@@ -81,7 +81,7 @@ where
     per_group_with("TopNBySums", items, retiring, move |group, call, emit| {
         let changes = match call {
             Call::Changes(changes) => changes,
-            Call::Upcoming => return,
+            Call::Upcoming | Call::Soon => return,
             Call::Retire => {
                 for (sub, summed) in groups.remove(group).into_iter().flatten() {
                     for (ranking, leaders) in summed.leaders.iter().enumerate() {
