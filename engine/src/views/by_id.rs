@@ -4,16 +4,18 @@
 //! Why: an operator keyed by customer touches a few thousand customers per engine time spread
 //! over all of them, and a hash map's lookup is two dependent cache misses (its control bytes,
 //! then the entry) before the state itself; a slot is found by its address, one miss, and can
-//! be found without a lookup. Serial ids (a shop's customers) fill the slots densely.
+//! be prefetched without a lookup. Serial ids (a shop's customers) fill the slots densely.
 //!
 //! Invariants: an id in `0..slots.len()` is only ever in its slot, every other id only in
 //! `far`; the slots grow (moving any `far` ids they then cover) only while the occupied slots
-//! stay above a quarter of them plus a fixed allowance, so sparse or hostile ids cost a hash
-//! entry each, never a run of empty slots. An empty value is an absent one.
+//! stay above a quarter of them plus a fixed allowance, so sparse or hostile ids cost a map
+//! entry each, never a run of empty slots. An empty value is an absent one. `far` is ordered
+//! so that growing the slots finds the ids they now cover by a range, not a scan of all of
+//! them (serial ids grow the slots at every new id).
 //!
 //! Owns the representation only; what the values mean is the caller's.
 
-use foldhash::HashMap;
+use std::collections::BTreeMap;
 
 /// Empty slots allowed beyond the occupancy bound: the first ids need no density.
 const ALLOWANCE: usize = 1024;
@@ -34,7 +36,7 @@ pub struct ById<V> {
     slots: Vec<V>,
     /// How many slots hold a non-empty value.
     occupied: usize,
-    far: HashMap<i64, V>,
+    far: BTreeMap<i64, V>,
 }
 
 impl<V: Vacant> Default for ById<V> {
@@ -42,7 +44,7 @@ impl<V: Vacant> Default for ById<V> {
         ById {
             slots: Vec::new(),
             occupied: 0,
-            far: HashMap::default(),
+            far: BTreeMap::new(),
         }
     }
 }
@@ -100,20 +102,18 @@ impl<V: Vacant> ById<V> {
             self.slots
                 .reserve_exact((need - self.slots.len()).max(self.slots.len() / 4));
         }
+        let old = self.slots.len();
         self.slots.resize_with(need, V::default);
-        // ids the slots cover now leave the map (the map is empty for serial ids)
-        if !self.far.is_empty() {
-            let covered: Vec<i64> = self
-                .far
-                .keys()
-                .copied()
-                .filter(|&k| usize::try_from(k).is_ok_and(|k| k < need))
-                .collect();
-            for k in covered {
-                if let Some(v) = self.far.remove(&k) {
-                    self.slots[k as usize] = v;
-                    self.occupied += 1;
-                }
+        // ids the slots cover now leave the map (none for serial ids)
+        let covered: Vec<i64> = self
+            .far
+            .range(old as i64..need as i64)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in covered {
+            if let Some(v) = self.far.remove(&k) {
+                self.slots[k as usize] = v;
+                self.occupied += 1;
             }
         }
         Some(i)

@@ -108,7 +108,7 @@ impl Partners {
             }
             if done < changes.len() {
                 // a partner dense cannot hold (a negative id, or one far beyond the row)
-                *self = Partners::Sparse(self.to_sparse());
+                *self = Partners::Sparse(sparse_of(counts, *len));
             }
         }
         if let Partners::Sparse(m) = self {
@@ -117,26 +117,12 @@ impl Partners {
         self.reshape();
     }
 
-    /// The sparse form of the row.
-    fn to_sparse(&self) -> IdMap<u32> {
-        match self {
-            Partners::Sparse(m) => m.clone(),
-            Partners::Dense { len, .. } => {
-                let mut v = Vec::with_capacity(*len);
-                v.extend(self.iter().map(|(q, n)| (q as u32, n)));
-                IdMap::Narrow(v)
-            }
-        }
-    }
-
     /// Moves the row to the form its density calls for (see the module's invariants).
     fn reshape(&mut self) {
         match self {
             Partners::Sparse(m) if m.len() >= MIN_DENSE => {
                 let IdMap::Narrow(v) = m else { return };
-                let (Some(&(_, _)), Some(&(max, _))) = (v.first(), v.last()) else {
-                    return;
-                };
+                let Some(&(max, _)) = v.last() else { return };
                 let slots = max as usize + 1;
                 if slots <= 3 * v.len() {
                     let mut counts = vec![0; slots];
@@ -150,11 +136,22 @@ impl Partners {
                 }
             }
             Partners::Dense { counts, len } if *len < MIN_DENSE || counts.len() > 4 * *len => {
-                *self = Partners::Sparse(self.to_sparse());
+                *self = Partners::Sparse(sparse_of(counts, *len));
             }
             _ => {}
         }
     }
+}
+
+/// The sparse form of a dense row of `len` partners.
+fn sparse_of(counts: &[u32], len: usize) -> IdMap<u32> {
+    let mut v = Vec::with_capacity(len);
+    v.extend(
+        (0u32..)
+            .zip(counts.iter().copied())
+            .filter(|&(_, n)| n != 0),
+    );
+    IdMap::Narrow(v)
 }
 
 /// The slot of partner `q` in a dense row of `len` partners, grown to hold it while the row

@@ -103,25 +103,10 @@ fn all_ascii(bytes: &[u8]) -> bool {
 
 /// `a == b` for column names. A row's columns are looked up by name one after another, and
 /// many names share a length (`order_id`, `quantity`): there `==` called `memcmp` for each,
-/// ~5% of the reader's instructions. Up to 16 bytes two overlapping 8-byte words (or, below
-/// 8, the bytes themselves) decide without a call.
+/// ~5% of the reader's instructions; [`super::scan::same_bytes`] decides without a call.
 #[inline]
 fn same_name(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let word = |s: &[u8], at: usize| -> u64 {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&s[at..at + 8]);
-        u64::from_le_bytes(w)
-    };
-    if (8..=16).contains(&n) {
-        word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8)
-    } else {
-        a == b
-    }
+    super::scan::same_bytes(a.as_bytes(), b.as_bytes())
 }
 
 impl<'a> RawRow<'a> {
