@@ -671,22 +671,31 @@ pub(crate) fn parse_plain(s: &[u8]) -> Option<i64> {
         b'-' => (true, &s[1..]),
         _ => (false, s),
     };
-    let (int, frac) = match digits.iter().position(|&b| b == b'.') {
-        Some(i) => (&digits[..i], &digits[i + 1..]),
-        None => (digits, &[][..]),
-    };
-    let dotted = digits.len() > int.len();
-    if int.is_empty() || int.len() > 16 || frac.len() > 2 || (dotted && frac.is_empty()) {
+    // 16 integer digits, the point and 2 decimals at most
+    if digits.len() > 19 {
         return None;
     }
+    // one pass: the digits as one number, and where the point is (a search for the point
+    // and a second pass over both parts cost twice as much)
     let mut v: i64 = 0;
-    for &b in int.iter().chain(frac) {
-        if !b.is_ascii_digit() {
-            return None;
+    let mut point = None;
+    for (i, &b) in digits.iter().enumerate() {
+        match b {
+            // wrapping: 19 digits without a point may overflow, and are refused below (an
+            // accepted shape has at most 18 digits, below 2^63)
+            b'0'..=b'9' => v = v.wrapping_mul(10).wrapping_add(i64::from(b - b'0')),
+            b'.' if point.is_none() => point = Some(i),
+            _ => return None,
         }
-        v = v * 10 + i64::from(b - b'0');
     }
-    for _ in frac.len()..2 {
+    let (int, frac) = match point {
+        Some(p) => (p, digits.len() - p - 1),
+        None => (digits.len(), 0),
+    };
+    if int == 0 || int > 16 || frac > 2 || (point.is_some() && frac == 0) {
+        return None;
+    }
+    for _ in frac..2 {
         v *= 10;
     }
     Some(if neg { -v } else { v })
