@@ -460,6 +460,9 @@ fn ingest_loop(
     let mut transactions: u64 = 0;
     let mut lsn: Option<Lsn> = None;
     let mut pending: Option<Gathering> = None;
+    // each input's number of updates in the last time sent, to size the next (see
+    // `Updates::with_room`)
+    let mut last_lens: Vec<usize> = Vec::new();
     let mut credit = 0usize;
     // `rx` stays readable until shutdown is requested or every submitter is gone.
     let mut accepting = true;
@@ -476,6 +479,7 @@ fn ingest_loop(
                 transactions += batch.meta.transactions;
                 lsn = lsn.max(batch.meta.lsn);
                 let mut updates = batch.updates;
+                last_lens = updates.lens();
                 updates.consolidate_dataflow();
                 let meta = BatchMeta {
                     transactions,
@@ -509,7 +513,7 @@ fn ingest_loop(
             },
             recv(tx_arm) -> chunk => match chunk {
                 Ok(chunk) => {
-                    let batch = pending.get_or_insert_with(Gathering::default);
+                    let batch = pending.get_or_insert_with(|| Gathering::with_room(&last_lens));
                     batch.absorb(&mut ingest, chunk);
                     // take what is queued right away: it shares this batch's time anyway
                     while batch.changes < max_changes {
@@ -542,6 +546,13 @@ struct Gathering {
 }
 
 impl Gathering {
+    fn with_room(lens: &[usize]) -> Gathering {
+        Gathering {
+            updates: Updates::with_room(lens),
+            ..Gathering::default()
+        }
+    }
+
     /// Applies a chunk's transactions and gives their change vectors back to the sources
     /// (`sources::recycle`: freed here, they contended with the source thread's allocations).
     fn absorb(&mut self, ingest: &mut Ingest, chunk: Chunk) {

@@ -101,11 +101,14 @@ fn main() -> anyhow::Result<()> {
         let mut ingest = Ingest::new(&cfg.windows, retention, cfg.basket_cap);
         let mut batches: Vec<Updates> = Vec::new();
         let mut txs = txs.into_iter().peekable();
+        // sized like the previous time's, as the ingest thread does
+        let mut last_lens = Vec::new();
         while txs.peek().is_some() {
-            let mut up = Updates::default();
+            let mut up = Updates::with_room(&last_lens);
             for tx in txs.by_ref().take(a.batch) {
                 ingest.apply_into(&tx, &mut up);
             }
+            last_lens = up.lens();
             up.consolidate_dataflow();
             batches.push(up);
         }
