@@ -190,9 +190,19 @@ impl<const M: usize> Netted<M> {
 struct Keyed<K, const M: usize> {
     nets: Vec<(K, [isize; M])>,
     by_hash: HashMap<K, [isize; M]>,
-    /// The radix sort's second buffer.
+    /// A busy time's changes, then the radix sort's second buffer.
     spare: Vec<(K, [isize; M])>,
+    /// Per key in the changes' span, its net (see [`Keyed::net`]).
+    dense: Vec<[isize; M]>,
 }
+
+/// A busy time's changes are summed in an array with a slot per key of their span when the
+/// span is at most this many slots per change plus [`DENSE_EXTRA`] (and [`DENSE_MAX`]): a slot's
+/// busy groups get a change for most products of the shop per time, and product ids are
+/// dense, so the array is read in key order instead of sorting a hash map's keys.
+const DENSE_PER_CHANGE: usize = 4;
+const DENSE_EXTRA: usize = 1024;
+const DENSE_MAX: usize = 1 << 20;
 
 impl<K, const M: usize> Default for Keyed<K, M> {
     fn default() -> Self {
@@ -200,20 +210,49 @@ impl<K, const M: usize> Default for Keyed<K, M> {
             nets: Vec::new(),
             by_hash: HashMap::default(),
             spare: Vec::new(),
+            dense: Vec::new(),
         }
     }
 }
 
 impl<K: RadixKey + Ord + Hash, const M: usize> Keyed<K, M> {
-    /// Sums `changes` per key: in a hash map, then the distinct keys sorted (`busy`), or by
-    /// sorting every change (few changes).
+    /// Sums `changes` per key: when `busy`, in an array over the keys' span if it is narrow
+    /// (product ids), else in a hash map whose distinct keys are then sorted; with few
+    /// changes, by sorting every change.
     fn net(&mut self, changes: impl Iterator<Item = (K, [isize; M])>, busy: bool) {
         let nets = &mut self.nets;
         nets.clear();
         if busy {
+            let spare = &mut self.spare;
+            spare.clear();
+            spare.extend(changes);
+            let Some(lo) = spare.iter().map(|(k, _)| k.radix()).min() else {
+                return;
+            };
+            let hi = spare.iter().map(|(k, _)| k.radix()).max().unwrap_or(lo);
+            // how many slots past the lowest key the keys reach
+            let span = hi - lo;
+            if span < (DENSE_PER_CHANGE * spare.len() + DENSE_EXTRA).min(DENSE_MAX) as u128 {
+                let dense = &mut self.dense;
+                dense.clear();
+                dense.resize(span as usize + 1, [0; M]);
+                for &(key, values) in spare.iter() {
+                    let net = &mut dense[(key.radix() - lo) as usize];
+                    for (s, v) in net.iter_mut().zip(values) {
+                        *s += v;
+                    }
+                }
+                nets.extend(
+                    (0u128..)
+                        .zip(dense.iter())
+                        .filter(|(_, net)| **net != [0; M])
+                        .map(|(at, &net)| (K::from_radix(lo + at), net)),
+                );
+                return;
+            }
             let by_hash = &mut self.by_hash;
             by_hash.clear();
-            for (key, values) in changes {
+            for (key, values) in spare.drain(..) {
                 let net = by_hash.entry(key).or_insert([0; M]);
                 for (s, v) in net.iter_mut().zip(values) {
                     *s += v;
@@ -239,20 +278,29 @@ impl<K: RadixKey + Ord + Hash, const M: usize> Keyed<K, M> {
     }
 }
 
-/// A key that orders as an unsigned integer does, for [`radix_sort`].
+/// A key that orders as an unsigned integer does, for [`radix_sort`], and back.
 trait RadixKey: Copy {
     fn radix(self) -> u128;
+    fn from_radix(r: u128) -> Self;
 }
 
 impl RadixKey for i64 {
     fn radix(self) -> u128 {
         view_store::ordered(self).into()
     }
+
+    fn from_radix(r: u128) -> Self {
+        (r as u64 ^ Key::FLIP) as i64
+    }
 }
 
 impl RadixKey for Key {
     fn radix(self) -> u128 {
         self.0
+    }
+
+    fn from_radix(r: u128) -> Self {
+        Key(r)
     }
 }
 
@@ -526,11 +574,25 @@ mod tests {
     #[test]
     fn netting_by_hash_and_by_sort_equal_a_plain_sum() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        for _ in 0..300 {
+        for round in 0..300 {
             let len = rng.random_range(0..300);
+            // narrow ids (summed in an array when busy), spread ones (in a hash map), and ids
+            // at the ends of i64
+            let (scale, shift) = match round % 3 {
+                0 => (1, 0),
+                1 => (1_000_003, 0),
+                _ => (
+                    1,
+                    if round % 2 == 0 {
+                        i64::MAX - 50
+                    } else {
+                        i64::MIN + 10
+                    },
+                ),
+            };
             let changes: Vec<(SumItem<2>, isize)> = (0..len)
                 .map(|_| {
-                    let id = rng.random_range(-5..40i64);
+                    let id = rng.random_range(-5..40i64) * scale + shift;
                     let sub = rng.random_bool(0.6).then(|| rng.random_range(-2..4i64));
                     let v = [
                         rng.random_range(-3..4i64) as isize,
