@@ -15,26 +15,24 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 
 thread_local! {
-    /// Per member position of the last `source` block scanned on this thread, what
-    /// [`Scan::source`] may step over there next time.
-    static SOURCE_MEMO: RefCell<Vec<Remembered>> = const { RefCell::new(Vec::new()) };
+    /// The steps of the last `source` block scanned on this thread (see [`Scan::source`]),
+    /// what it may step over next time.
+    static SOURCE_MEMO: RefCell<Vec<Step>> = const { RefCell::new(Vec::new()) };
 }
 
-/// One member position of [`SOURCE_MEMO`].
+/// One step of a `source` block in [`SOURCE_MEMO`]: from the start of a member to the value of
+/// the next field read, the exact text (the members skipped on the way, each with the comma and
+/// whitespace after it, then the field's key with its colon and the whitespace around it), and
+/// which field that is.
 #[derive(Default)]
-struct Remembered {
-    /// The member's exact text with the comma and whitespace after it, when it was skipped
-    /// (not a field read); else empty.
-    skipped: Vec<u8>,
-    /// When a field was read there: its key's exact text with the colon and the whitespace
-    /// around it, and which field; else empty.
-    key: Vec<u8>,
+struct Step {
+    text: Vec<u8>,
     field: usize,
 }
 
-/// Member positions of a `source` block [`SOURCE_MEMO`] remembers (Debezium's PostgreSQL
-/// connector writes 10 to 12 members): bounds what an odd block can leave behind.
-const MEMO_MEMBERS: usize = 16;
+/// Steps of a `source` block [`SOURCE_MEMO`] remembers (one per field read: five in
+/// Debezium's PostgreSQL connector's block): bounds what an odd block can leave behind.
+const MEMO_STEPS: usize = 16;
 
 /// Payload wrappers nest at most this deep on the fast path (Debezium nests one).
 const MAX_MSG_DEPTH: u32 = 4;
@@ -72,6 +70,19 @@ pub(super) fn message_into<'a>(text: &'a str, msg: &mut Msg<'a>) -> Option<bool>
         return None;
     }
     Some(present)
+}
+
+/// The index of a `source` field [`Scan::source`] reads (`seen` and the memo's `field`), or
+/// `None` for a member it skips.
+fn field_index(key: &str) -> Option<usize> {
+    match key {
+        "table" => Some(0),
+        "lsn" => Some(1),
+        "txId" => Some(2),
+        "ts_ms" => Some(3),
+        "snapshot" => Some(4),
+        _ => None,
+    }
 }
 
 /// `a == b`, eight bytes at a time with no call, for the short texts compared at every
@@ -478,15 +489,17 @@ impl<'a> Scan<'a> {
     /// The `source` block; a repeated known field is a serde error, so it gives up.
     ///
     /// Most of the block is the same in every message of a connector (version, connector,
-    /// name, db, schema: half its members, none of them read), and scanning it was a quarter
-    /// of the reader's instructions. So the members skipped here are remembered per position
-    /// ([`SOURCE_MEMO`]) with the separator after them, and a member that is the very same text
-    /// as last time is stepped over at once. Safe whatever the input: those bytes, at the start
-    /// of a member, scan to the same unknown key and valid value followed by a comma, so
-    /// skipping them is what scanning them would do. Likewise the key of a field read there
-    /// (`"txId":`, with its colon and whitespace) is remembered, and the same text next time is
-    /// that field's key again: only its value is scanned (the five read fields' keys and
-    /// their matching were ~300 instructions a message).
+    /// name, db, schema: half its members, none of them read; and the read fields' keys), and
+    /// scanning it was a quarter of the reader's instructions. So the block is remembered as
+    /// steps ([`SOURCE_MEMO`]): from a member's start to the next read field's value, the
+    /// skipped members and that field's key, as exact text. Where the text here is the very
+    /// same, it is stepped over at once and only the field's value is scanned. Safe whatever
+    /// the input: those bytes, at the start of a member, scan to the same unknown keys and
+    /// valid values, each followed by a comma, then to the same field's key, so stepping over
+    /// them is what scanning them would do (a field read twice still gives up: `seen`). A step
+    /// whose text differs (a member changed or moved) is scanned member by member and
+    /// remembered anew. One comparison per read field, where remembering each member on its
+    /// own took a comparison and a round of the loop per member (~1,400 instructions a block).
     fn source(&mut self) -> Option<Source<'a>> {
         let mut src = Source::default();
         if !self.open_object()? {
@@ -495,72 +508,55 @@ impl<'a> Scan<'a> {
         SOURCE_MEMO.with(|memo| {
             let mut memo = memo.borrow_mut();
             let mut seen = [false; 5];
-            for at in 0.. {
-                // positions past the memo's are scanned, not remembered
-                let remembered = at < MEMO_MEMBERS;
-                if remembered && memo.len() <= at {
-                    memo.push(Remembered::default());
-                }
-                let (b, i) = (self.b, self.i);
-                let here = |m: &[u8]| {
-                    !m.is_empty() && b.get(i..i + m.len()).is_some_and(|r| same_bytes(r, m))
-                };
-                let known = memo.get(at);
-                if let Some(m) = known.filter(|m| here(&m.skipped)) {
-                    self.i += m.skipped.len();
-                    continue;
-                }
+            for step in 0.. {
                 let start = self.i;
-                // the key read there last time, with the same text, is that key again
-                let (field, key_known) = match known.filter(|m| here(&m.key)) {
+                let (b, i) = (self.b, start);
+                let remembered = memo.get(step).filter(|m| {
+                    b.get(i..i + m.text.len())
+                        .is_some_and(|r| same_bytes(r, &m.text))
+                });
+                let field = match remembered {
                     Some(m) => {
-                        self.i += m.key.len();
-                        self.ws();
-                        (m.field, true)
+                        self.i += m.text.len();
+                        m.field
                     }
                     None => {
-                        let k = self.key()?;
-                        let field = match k {
-                            "table" => 0,
-                            "lsn" => 1,
-                            "txId" => 2,
-                            "ts_ms" => 3,
-                            "snapshot" => 4,
-                            _ => usize::MAX,
+                        // members up to the next field's key; the block may end first
+                        let field = loop {
+                            match field_index(self.key()?) {
+                                Some(f) => break f,
+                                None => {
+                                    self.skip_value(0)?;
+                                    if !self.next_member()? {
+                                        return Some(src);
+                                    }
+                                }
+                            }
                         };
-                        (field, false)
+                        if step < MEMO_STEPS {
+                            while memo.len() <= step {
+                                memo.push(Step::default());
+                            }
+                            let m = &mut memo[step];
+                            m.text.clear();
+                            m.text.extend_from_slice(self.b.get(start..self.i)?);
+                            m.field = field;
+                        }
+                        field
                     }
                 };
-                let value_start = self.i;
-                if field != usize::MAX {
-                    if seen[field] {
-                        return None;
-                    }
-                    seen[field] = true;
+                if seen[field] {
+                    return None;
                 }
+                seen[field] = true;
                 match field {
                     0 => src.table = self.opt_str()?,
                     1 => src.lsn = self.opt_raw()?,
                     2 => src.tx_id = self.opt_raw()?,
                     3 => src.ts_ms = self.opt_raw()?,
-                    4 => src.snapshot = self.opt_raw()?,
-                    _ => self.skip_value(0)?,
+                    _ => src.snapshot = self.opt_raw()?,
                 }
-                let more = self.next_member()?;
-                if let Some(m) = memo.get_mut(at) {
-                    m.skipped.clear();
-                    if field == usize::MAX {
-                        m.key.clear();
-                        if more {
-                            m.skipped.extend_from_slice(self.b.get(start..self.i)?);
-                        }
-                    } else if !key_known {
-                        m.key.clear();
-                        m.key.extend_from_slice(self.b.get(start..value_start)?);
-                        m.field = field;
-                    }
-                }
-                if !more {
+                if !self.next_member()? {
                     break;
                 }
             }
