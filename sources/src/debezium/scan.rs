@@ -517,7 +517,9 @@ impl<'a> Scan<'a> {
                 });
                 let field = match remembered {
                     Some(m) => {
+                        // the text ends in whitespace remembered from last time; more may follow
                         self.i += m.text.len();
+                        self.ws();
                         m.field
                     }
                     None => {
@@ -794,6 +796,11 @@ mod tests {
             r#""ts_ms":0"#,
             r#""snapshot":"false""#,
             r#""snapshot":true"#,
+            // more whitespace after a remembered key or value than last time
+            r#""txId":  501"#,
+            r#""snapshot": "false""#,
+            r#""ts_ms":0 "#,
+            r#""table":"orders"  "#,
         ];
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = |n: usize| {
