@@ -203,6 +203,9 @@ struct Keyed<K, const M: usize> {
 const DENSE_PER_CHANGE: usize = 4;
 const DENSE_EXTRA: usize = 1024;
 const DENSE_MAX: usize = 1 << 20;
+/// Slots of the array kept between times: a rare wide span's room (up to [`DENSE_MAX`] slots,
+/// 16 MB with two sums) is given back rather than held for good.
+const DENSE_KEEP: usize = 1 << 16;
 
 impl<K, const M: usize> Default for Keyed<K, M> {
     fn default() -> Self {
@@ -248,6 +251,10 @@ impl<K: RadixKey + Ord + Hash, const M: usize> Keyed<K, M> {
                         .filter(|(_, net)| **net != [0; M])
                         .map(|(at, &net)| (K::from_radix(lo + at), net)),
                 );
+                if dense.capacity() > DENSE_KEEP {
+                    dense.clear();
+                    dense.shrink_to(DENSE_KEEP);
+                }
                 return;
             }
             let by_hash = &mut self.by_hash;
