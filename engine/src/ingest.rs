@@ -1122,8 +1122,8 @@ mod tests {
             first.push(item(id, id, 10, 1));
         }
         ing.apply(&tx(first));
+        // per category, its summed totals, ascending by category
         let cats = |u: &Updates| -> Vec<(i64, [isize; 3])> {
-            let mut per: BTreeSet<(i64, [isize; 3])> = BTreeSet::new();
             let mut sums: std::collections::BTreeMap<i64, [isize; 3]> = Default::default();
             for (((_, c), s), d) in &u.category_totals {
                 let e = sums.entry(*c).or_default();
@@ -1131,8 +1131,7 @@ mod tests {
                     *t += v * d;
                 }
             }
-            per.extend(sums);
-            per.into_iter().collect()
+            sums.into_iter().collect()
         };
         // orders 3 and 40 change in the same transaction as the move (before and after it)
         let mut moving = vec![order(3, HOUR, 200, OrderStatus::Pending, 2)];

@@ -229,10 +229,13 @@ impl<K: RadixKey + Ord + Hash, const M: usize> Keyed<K, M> {
             let spare = &mut self.spare;
             spare.clear();
             spare.extend(changes);
-            let Some(lo) = spare.iter().map(|(k, _)| k.radix()).min() else {
+            if spare.is_empty() {
                 return;
-            };
-            let hi = spare.iter().map(|(k, _)| k.radix()).max().unwrap_or(lo);
+            }
+            let (lo, hi) = spare.iter().fold((u128::MAX, 0), |(lo, hi), (k, _)| {
+                let r = k.radix();
+                (lo.min(r), hi.max(r))
+            });
             // how many slots past the lowest key the keys reach
             let span = hi - lo;
             if span < (DENSE_PER_CHANGE * spare.len() + DENSE_EXTRA).min(DENSE_MAX) as u128 {

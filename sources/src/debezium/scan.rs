@@ -86,7 +86,7 @@ fn field_index(key: &str) -> Option<usize> {
 }
 
 /// `a == b`, eight bytes at a time with no call, for the short texts compared at every
-/// message: column names, and the source block's remembered members (`==` called `memcmp`
+/// message: column names, and the source block's remembered steps (`==` called `memcmp`
 /// for each of those: 1.7% of the pipeline's samples at 1M orders of the e2e bench).
 #[inline]
 pub(super) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
@@ -606,8 +606,8 @@ impl<'a> Scan<'a> {
         })
     }
 
-    /// One message object, member by member as `MsgVisitor` takes them (later duplicates win).
-    /// One message object into `m` (a `Msg::default()`).
+    /// One message object into `m` (a `Msg::default()`), member by member as `MsgVisitor`
+    /// takes them (later duplicates win).
     fn msg_into(&mut self, depth: u32, m: &mut Msg<'a>) -> Option<()> {
         if depth >= MAX_MSG_DEPTH {
             return None;
